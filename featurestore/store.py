@@ -1,0 +1,186 @@
+"""The store: a LanceDB database plus a side directory for locks, rejects and runs.
+
+A small API in the spirit of lancedb itself: open, read, upsert, version.
+Nothing outside `featurestore/` touches lancedb.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import lancedb
+import pyarrow as pa
+
+from featurestore.errors import StoreError, TableNotFoundError
+from featurestore.lock import table_writer_lock
+from featurestore.schemas import KEY, SYSTEM_KEYS, SYSTEM_SCHEMAS
+
+DEFAULT_STORE = "./store"
+STORE_ENV = "CHROMATIC_STORE"
+_SCAN_ALL = None  # limit(None): lancedb's empty query otherwise stops at 10 rows
+
+
+def resolve_store_uri(uri: str | os.PathLike | None = None) -> str:
+    """`--store`, else `$CHROMATIC_STORE`, else `./store`."""
+    if uri:
+        return str(uri)
+    return os.environ.get(STORE_ENV) or DEFAULT_STORE
+
+
+def _is_local(uri: str) -> bool:
+    return "://" not in uri or uri.startswith("file://")
+
+
+class Store:
+    """A feature store at a local path or an object-store URI (`s3://…`)."""
+
+    def __init__(self, uri: str, side_dir: Path):
+        self.uri = uri
+        self.side_dir = side_dir
+        try:
+            self._db = lancedb.connect(uri)
+        except Exception as exc:  # lancedb raises plain errors for bad URIs
+            raise StoreError(f"cannot open store at {uri!r}: {exc}. Check the --store path/URI.") from exc
+
+    @classmethod
+    def open(cls, uri: str | os.PathLike | None = None, create: bool = True) -> "Store":
+        uri = resolve_store_uri(uri)
+        if _is_local(uri):
+            path = Path(uri.removeprefix("file://")).expanduser().resolve()
+            if not path.exists():
+                if not create:
+                    raise StoreError(f"no store at {path}; run `chromatic ingest` or `chromatic demo` first")
+                path.mkdir(parents=True)
+            return cls(str(path), path / "_chromatic")
+        # Object stores keep locks/rejects/runs in a local state dir keyed by URI.
+        digest = hashlib.sha1(uri.encode()).hexdigest()[:12]
+        return cls(uri, Path(os.environ.get("CHROMATIC_STATE_DIR", ".chromatic")) / digest)
+
+    def __repr__(self) -> str:
+        return f"Store({self.uri!r})"
+
+    # -- tables ---------------------------------------------------------------
+    def table_names(self) -> list[str]:
+        names: list[str] = []
+        token = None
+        while True:
+            page = self._db.list_tables(page_token=token)
+            names.extend(page.tables)
+            token = page.page_token
+            if not token:
+                return sorted(names)
+
+    def has_table(self, name: str) -> bool:
+        return name in self.table_names()
+
+    def table(self, name: str, version: int | None = None):
+        """Open a table (optionally at a Lance version); TableNotFoundError lists what exists."""
+        if not self.has_table(name):
+            hint = "run `chromatic ingest` first" if name in SYSTEM_SCHEMAS else "see `chromatic versions`"
+            raise TableNotFoundError(name, self.table_names(), hint)
+        tbl = self._db.open_table(name)
+        if version is not None:
+            tbl.checkout(version)
+        return tbl
+
+    def ensure_table(self, name: str, schema: pa.Schema | None = None):
+        """Open `name`, creating it empty with `schema` (system tables know theirs)."""
+        schema = schema if schema is not None else SYSTEM_SCHEMAS.get(name)
+        if schema is None:
+            raise StoreError(f"no schema given for new table {name!r}")
+        return self._db.create_table(name, schema=schema, exist_ok=True)
+
+    def drop_table(self, name: str) -> None:
+        self._db.drop_table(name)
+
+    def version(self, name: str) -> int:
+        return int(self.table(name).version)
+
+    def count(self, name: str, where: str | None = None) -> int:
+        if not self.has_table(name):
+            return 0
+        return int(self.table(name).count_rows(where))
+
+    # -- reads ----------------------------------------------------------------
+    def read(
+        self,
+        name: str,
+        columns: list[str] | None = None,
+        where: str | None = None,
+        version: int | None = None,
+    ) -> pa.Table:
+        """Read a whole table (or the given columns/rows) as Arrow."""
+        query = self.table(name, version).search()
+        if where:
+            query = query.where(where)
+        if columns:
+            query = query.select(columns)
+        return query.limit(_SCAN_ALL).to_arrow()
+
+    def scan(
+        self, name: str, columns: list[str] | None = None, where: str | None = None, batch_size: int = 256
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream record batches: memory stays bounded for blob tables like `media`."""
+        query = self.table(name).search()
+        if where:
+            query = query.where(where)
+        if columns:
+            query = query.select(columns)
+        yield from query.limit(_SCAN_ALL).to_batches(batch_size)
+
+    def keys(self, name: str, where: str | None = None, key: str = KEY) -> set[str]:
+        if not self.has_table(name):
+            return set()
+        return set(self.read(name, [key], where).column(key).to_pylist())
+
+    # -- writes ---------------------------------------------------------------
+    def upsert(self, name: str, data: pa.Table, key: str | None = None) -> tuple[int, int]:
+        """Insert-or-update on the key; returns (inserted, updated). Never duplicates keys.
+
+        Callers that may run concurrently hold `writer(name)` around this.
+        """
+        key = key or SYSTEM_KEYS.get(name, KEY)
+        if data.num_rows == 0:
+            return 0, 0
+        tbl = self.table(name)
+        data = data.select(tbl.schema.names).cast(tbl.schema)
+        result = (
+            tbl.merge_insert(key)
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute(data, on_bad_vectors="null")
+        )
+        return int(result.num_inserted_rows), int(result.num_updated_rows)
+
+    def delete(self, name: str, where: str) -> None:
+        self.table(name).delete(where)
+
+    def optimize(self, name: str) -> None:
+        """Compact fragments (many small upserts otherwise slow every scan)."""
+        self.table(name).optimize()
+
+    @contextmanager
+    def writer(self, name: str, timeout_s: float = 0.0):
+        """Hold the single-writer lock of table `name` (WriterLockedError if taken)."""
+        with table_writer_lock(self.side_dir / "locks", name, timeout_s):
+            yield
+
+    # -- side files -----------------------------------------------------------
+    def side_path(self, *parts: str) -> Path:
+        """A path in the store's side directory (rejects, run artifacts, locks)."""
+        path = self.side_dir.joinpath(*parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def sql_quote(value: str) -> str:
+    """Quote a string literal for a Lance SQL predicate."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def sql_in(column: str, values) -> str:
+    return f"{column} IN ({', '.join(sql_quote(v) for v in values)})"

@@ -1,0 +1,97 @@
+"""Tiny, deterministic test data: MIDI bytes, waveforms and a small store.
+
+Tests build everything they need here (offline, in a tmp dir, in well under a
+second), without going through ingest or the synthetic corpus.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timezone
+
+import numpy as np
+import pyarrow as pa
+
+from featurestore import Store
+from featurestore.schemas import MEDIA, MEDIA_SCHEMA, SEGMENTS, SEGMENTS_SCHEMA
+from featurestore.taxonomy import color_modes
+
+TINY_COLORS = ("Red", "Orange", "Yellow", "Green", "Blue", "Indigo", "Violet", "Black")
+SAMPLE_RATE = 44_100
+
+
+def midi_bytes(notes, tempo_bpm: float = 120.0, ticks_per_beat: int = 480, tempo_changes=()) -> bytes:
+    """A one-instrument MIDI file. notes: (pitch, start_beat, dur_beats, velocity).
+
+    tempo_changes: extra (beat, bpm) pairs after the initial tempo.
+    """
+    import miditoolkit
+
+    mid = miditoolkit.MidiFile(ticks_per_beat=ticks_per_beat)
+    mid.tempo_changes = [miditoolkit.TempoChange(tempo_bpm, 0)] + [
+        miditoolkit.TempoChange(bpm, int(beat * ticks_per_beat)) for beat, bpm in tempo_changes
+    ]
+    inst = miditoolkit.Instrument(program=0, is_drum=False, name="piano")
+    for pitch, start, dur, vel in notes:
+        s = int(start * ticks_per_beat)
+        inst.notes.append(miditoolkit.Note(velocity=vel, pitch=pitch, start=s, end=s + int(dur * ticks_per_beat)))
+    mid.instruments.append(inst)
+    buf = io.BytesIO()
+    mid.dump(file=buf)
+    return buf.getvalue()
+
+
+def tone(freq: float, seconds: float, sr: int = SAMPLE_RATE, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    wave = 0.3 * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(t.size)
+    return wave.astype(np.float32)
+
+
+def tiny_rows(songs_per_color: int = 2, segments_per_song: int = 3, seconds: float = 2.0, seed: int = 0):
+    """Segment and media rows: every colour, some audio/MIDI/lyrics missing."""
+    rng = np.random.default_rng(seed)
+    now = datetime.now(timezone.utc)
+    segments, media = [], []
+    for ci, color in enumerate(TINY_COLORS):
+        modes = color_modes(color)
+        for song in range(songs_per_color):
+            song_id = f"{color.lower()}-song{song}"
+            for k in range(segments_per_song):
+                sid = f"{song_id}-seg{k}"
+                has_audio = bool(rng.random() < 0.85)
+                has_midi = bool(rng.random() < 0.5) or not has_audio
+                has_lyrics = color not in ("Green",) and bool(rng.random() < 0.6)
+                base = 48 + 3 * ci
+                notes = [(base + (i * 4) % 12, i * 0.5, 0.5, 60 + 5 * ci) for i in range(8)]
+                segments.append(
+                    dict(
+                        segment_id=sid, song_id=song_id, color=color,
+                        temporal=modes.label_string("temporal"), spatial=modes.label_string("spatial"),
+                        ontological=modes.label_string("ontological"),
+                        start_s=k * seconds, end_s=(k + 1) * seconds, bpm=120.0, key="C major",
+                        lyric_text=f"{color.lower()} words about song {song}" if has_lyrics else None,
+                        concept_text=f"a concept of {color.lower()} things", has_audio=has_audio,
+                        has_midi=has_midi, has_lyrics=has_lyrics, audio_status=None, midi_status=None,
+                        source="tiny", ingested_at=now,
+                    )
+                )
+                media.append(
+                    dict(
+                        segment_id=sid,
+                        audio=tone(110.0 * (1 + ci / 4), seconds, seed=len(media)) if has_audio else None,
+                        sample_rate=SAMPLE_RATE if has_audio else None,
+                        midi=midi_bytes(notes) if has_midi else None,
+                    )
+                )
+    return segments, media
+
+
+def build_tiny_store(path, **kwargs) -> Store:
+    store = Store.open(path)
+    segments, media = tiny_rows(**kwargs)
+    store.ensure_table(SEGMENTS)
+    store.ensure_table(MEDIA)
+    store.upsert(SEGMENTS, pa.Table.from_pylist(segments, schema=SEGMENTS_SCHEMA))
+    store.upsert(MEDIA, pa.Table.from_pylist(media, schema=MEDIA_SCHEMA))
+    return store
