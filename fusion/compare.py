@@ -1,0 +1,147 @@
+"""`compare`: train one fusion model per combination of stored feature versions.
+
+Every combination is trained with the same TrainConfig, so the same seed and
+the same song split: the rows differ only in which inputs the model saw. Each
+combination is a normal run (artifacts, registry row); compare returns one
+summary row per combination.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+from featurestore.errors import ChromaticError, ModelError, TableNotFoundError
+from featurestore.schemas import MODALITIES, FeatureTableName
+from featurestore.store import Store
+from fusion.train import TrainConfig, TrainResult, train
+
+# Called with {"stage": "epoch", ...one history row} after each epoch and
+# {"stage": "done", "row": summary row} after each combination; both carry
+# "combination" (label), "index" (1-based) and "total".
+CompareProgressFn = Callable[[dict], None]
+
+SUMMARY_KEYS: tuple[str, ...] = ("mode_acc", "color_acc", "color_macro_f1")
+# (row key, printed header), in table order. Failures are listed apart, with their reasons.
+_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("combination", "combination"),
+    ("run_id", "run"),
+    ("n", "n"),
+    ("mode_acc", "mode"),
+    ("color_acc", "colour"),
+    ("color_macro_f1", "F1"),
+    ("no_lyrics_n", "no-lyr n"),
+    ("no_lyrics_mode_acc", "no-lyr mode"),
+    ("no_lyrics_color_acc", "no-lyr colour"),
+    ("no_lyrics_color_macro_f1", "no-lyr F1"),
+)
+COMPARE_COLUMNS: list[str] = [key for key, _ in _COLUMNS] + ["status"]
+COMPARE_HEADERS: list[str] = [header for _, header in _COLUMNS]
+
+
+def combinations(grid: dict[str, list[str | None]]) -> list[dict[str, str | None]]:
+    """Every choice of one entry per input, in MODALITIES order; the all-None choice is skipped."""
+    validate_grid(grid)
+    names = [name for name in MODALITIES if name in grid]
+    choices = itertools.product(*(list(dict.fromkeys(grid[name])) for name in names))
+    combos = [dict(zip(names, choice)) for choice in choices]
+    return [combo for combo in combos if any(spec is not None for spec in combo.values())]
+
+
+def combination_label(combo: dict[str, str | None]) -> str:
+    """E.g. 'audio=clap:v1 midi=none lyrics=minilm:v1'."""
+    return " ".join(f"{name}={spec or 'none'}" for name, spec in combo.items())
+
+
+def validate_grid(grid: dict[str, list[str | None]]) -> None:
+    """Refuse unknown inputs, empty choice lists and malformed specs before any training."""
+    unknown = sorted(set(grid) - set(MODALITIES))
+    if unknown:
+        raise ModelError(f"unknown inputs {unknown} in the compare grid; expected some of {', '.join(MODALITIES)}")
+    if not grid:
+        raise ModelError(f"the compare grid is empty; give versions for some of {', '.join(MODALITIES)}")
+    for name, specs in grid.items():
+        if not specs:
+            raise ModelError(f"no versions given for {name!r}; list ENCODER:VERSION entries or 'none'")
+        for spec in specs:
+            if spec is not None:
+                FeatureTableName.from_spec(name, spec)
+    if all(spec is None for specs in grid.values() for spec in specs):
+        raise ModelError("every input in the compare grid is 'none'; give at least one ENCODER:VERSION")
+
+
+def check_tables_exist(store: Store, grid: dict[str, list[str | None]]) -> None:
+    """Fail before training anything when a listed version has no feature table."""
+    wanted = {str(FeatureTableName.from_spec(n, s)) for n, specs in grid.items() for s in specs if s is not None}
+    existing = set(store.table_names())
+    missing = sorted(wanted - existing)
+    if missing:
+        raise TableNotFoundError(
+            missing[0], sorted(t for t in existing if "." in t), "encode it first (`chromatic encode`)"
+        )
+
+
+def compare(
+    store: Store,
+    grid: dict[str, list[str | None]],
+    config: TrainConfig,
+    progress: CompareProgressFn | None = None,
+) -> list[dict]:
+    """Train every combination of `grid` (None = input left out); one summary row each.
+
+    A combination whose training fails with a ChromaticError (e.g. no row has
+    any of its inputs) gets a row whose "status" holds the reason; the others
+    still run.
+    """
+    combos = combinations(grid)
+    check_tables_exist(store, grid)
+    rows = []
+    for index, combo in enumerate(combos, start=1):
+        event = {"combination": combination_label(combo), "index": index, "total": len(combos)}
+        row = _train_one(store, combo, config, event, progress)
+        rows.append(row)
+        if progress:
+            progress({**event, "stage": "done", "row": row})
+    return rows
+
+
+def _train_one(store: Store, combo: dict, config: TrainConfig, event: dict, progress) -> dict:
+    inputs = {name: spec for name, spec in combo.items() if spec is not None}
+
+    def on_epoch(history_row: dict) -> None:
+        if progress:
+            progress({**event, "stage": "epoch", **history_row})
+
+    try:
+        result = train(store, inputs, config, progress=on_epoch)
+    except ChromaticError as exc:
+        return {**_empty_row(event["combination"], inputs), "status": f"error: {exc}"}
+    return summary_row(event["combination"], inputs, result)
+
+
+def summary_row(label: str, inputs: dict[str, str], result: TrainResult) -> dict:
+    """Overall and no-lyrics accuracies of one run (None where a block has no answer)."""
+    row = _empty_row(label, inputs)
+    overall = result.metrics.get("overall", {})
+    no_lyrics = result.metrics.get("subsets", {}).get("no_lyrics", {})
+    row.update(run_id=result.run_id, run_dir=str(result.run_dir), status="ok")
+    row.update(n=overall.get("n"), no_lyrics_n=no_lyrics.get("n"))
+    for key in SUMMARY_KEYS:
+        row[key] = overall.get(key)
+        row[f"no_lyrics_{key}"] = no_lyrics.get(key)
+    return row
+
+
+def _empty_row(label: str, inputs: dict[str, str]) -> dict:
+    empty = {column: None for column in COMPARE_COLUMNS[1:]}
+    return {"combination": label, "inputs": dict(inputs), "run_dir": None, **empty}
+
+
+def compare_table_rows(rows: list[dict]) -> list[list]:
+    """`rows` as lists under COMPARE_HEADERS; one input per line keeps the table narrow."""
+    table = []
+    for row in rows:
+        cells = [row.get(key) for key, _ in _COLUMNS]
+        cells[0] = cells[0].replace(" ", "\n")
+        table.append(cells)
+    return table

@@ -1,0 +1,98 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from featurestore.errors import ModelError, StoreError, TableNotFoundError
+from featurestore.registry import EncoderRecord, put_encoder_record
+from featurestore.schemas import SEGMENTS, FeatureTableName, feature_schema
+from featurestore.taxonomy import COLORS
+from fusion.compare import COMPARE_COLUMNS, combination_label, combinations, compare
+from fusion.train import TrainConfig
+
+DIM = 8
+
+
+def write_feature_table(store, modality: str, spec: str, present_column: str | None, seed: int) -> None:
+    """A registered vector table: one colour centroid per colour plus noise; absent where the segment lacks it."""
+    name = FeatureTableName.from_spec(modality, spec)
+    segments = store.read(SEGMENTS, ["segment_id", "color", present_column or "segment_id"]).to_pylist()
+    rng = np.random.default_rng(seed)
+    centroids = {color: rng.standard_normal(DIM) for color in COLORS}
+    rows = []
+    for segment in segments:
+        present = bool(segment[present_column]) if present_column else True
+        vector = (centroids[segment["color"]] + 0.3 * rng.standard_normal(DIM)).astype(np.float32)
+        rows.append(dict(segment_id=segment["segment_id"], vector=vector.tolist() if present else None,
+                         present=present, status=None if present else "absent", encoded_at=None))
+    schema = feature_schema((DIM,))
+    store.ensure_table(str(name), schema)
+    store.upsert(str(name), pa.Table.from_pylist(rows, schema=schema))
+    n_present = sum(r["present"] for r in rows)
+    put_encoder_record(store, EncoderRecord(
+        table_name=str(name), modality=modality, encoder=name.encoder, version=name.version, kind="vector",
+        shape=(DIM,), dtype="float32", params=json.dumps({"seed": seed}), model_id=None, weights_fingerprint=None,
+        fingerprint=f"test-{name}-{seed}", code_version="test", state="complete", rows=len(rows),
+        present=n_present, absent=len(rows) - n_present,
+    ))
+
+
+def validation_songs(run_dir) -> set[str]:
+    """The validation songs a run recorded in its manifest."""
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    return set(manifest["split"]["val_songs"])
+
+
+def test_combinations_skip_the_empty_one_and_label_every_input():
+    grid = {"midi": ["roll:v1"], "audio": ["clap:v1", None], "lyrics": [None]}
+    combos = combinations(grid)
+    assert [combination_label(c) for c in combos] == [
+        "audio=clap:v1 midi=roll:v1 lyrics=none",
+        "audio=none midi=roll:v1 lyrics=none",
+    ]
+    assert combinations({"audio": [None, "clap:v1"]}) == [{"audio": "clap:v1"}]
+
+
+@pytest.mark.parametrize(
+    "grid, error",
+    [
+        ({"video": ["x:v1"]}, ModelError),
+        ({"audio": []}, ModelError),
+        ({"audio": [None]}, ModelError),
+        ({"audio": ["clap"]}, StoreError),
+    ],
+)
+def test_bad_grids_are_refused(grid, error):
+    with pytest.raises(error):
+        combinations(grid)
+
+
+def test_missing_table_fails_before_any_training(tiny_store):
+    write_feature_table(tiny_store, "audio", "rand:v1", "has_audio", seed=1)
+    with pytest.raises(TableNotFoundError, match="audio.rand.v9"):
+        compare(tiny_store, {"audio": ["rand:v1", "rand:v9"]}, TrainConfig(epochs=1))
+
+
+def test_compare_trains_each_combination_on_the_same_split(tiny_store):
+    write_feature_table(tiny_store, "audio", "rand:v1", "has_audio", seed=1)
+    write_feature_table(tiny_store, "lyrics", "rand:v1", "has_lyrics", seed=2)
+    events = []
+    grid = {"audio": ["rand:v1", None], "lyrics": ["rand:v1"]}
+    rows = compare(tiny_store, grid, TrainConfig(epochs=2, batch_size=16, seed=3), progress=events.append)
+
+    assert [row["combination"] for row in rows] == ["audio=rand:v1 lyrics=rand:v1", "audio=none lyrics=rand:v1"]
+    assert rows[1]["inputs"] == {"lyrics": "rand:v1"}
+    for row in rows:
+        assert row["status"] == "ok"
+        assert set(COMPARE_COLUMNS) <= set(row)
+        assert row["n"] > 0 and 0.0 <= row["color_acc"] <= 1.0
+        assert row["no_lyrics_n"] > 0  # Green is instrumental in the tiny store
+    assert len({row["run_id"] for row in rows}) == 2
+    assert [e["index"] for e in events if e["stage"] == "done"] == [1, 2]
+    assert any(e["stage"] == "epoch" for e in events)
+
+    first, second = (validation_songs(Path(row["run_dir"])) for row in rows)
+    assert first and first == second
+    assert rows[0]["n"] == rows[1]["n"]  # same validation segments, whatever the inputs
