@@ -1,0 +1,216 @@
+"""`midistats`: a fixed-length vector of symbolic-music statistics of one MIDI.
+
+Weight-free, so a fresh machine can run the pipeline with no downloads. All
+times go through the tempo map (see encoders/media.py). Unbounded quantities
+are log-compressed (`log1p`) and pitches/velocities scaled by 1/127 so every
+entry sits on a comparable scale for the fusion MLP. Pitch-based features
+(pitch classes, melody intervals, register, polyphony) use pitched notes only;
+a drum-only file leaves them at zero and shows up in `drum_fraction`. The
+order of the vector is `FEATURE_NAMES`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from encoders.base import BadInput, Encoder, EncoderConfig, EncoderInput
+from encoders.media import NoteTable, check_modality, decode_midi, note_table
+from encoders.registry import register
+
+INTERVAL_BINS = 13  # 0..12 semitones one bin each, plus one bin for leaps > an octave
+GRIDS = (("on_beat", 1), ("on_eighth", 2), ("on_sixteenth", 4))  # subdivisions per beat
+# Onsets within 1/24 beat of a grid line count as on it (~20 ms at 120 bpm).
+GRID_TOLERANCE_BEATS = 1 / 24
+
+# Krumhansl-Kessler key profiles (C major / C minor): correlating the pitch-class
+# histogram with all 12 rotations gives key-independent major/minor strength.
+MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+
+FEATURE_NAMES: tuple[str, ...] = (
+    *(f"pitch_class_{pc}" for pc in range(12)),
+    "key_major_strength",
+    "key_minor_strength",
+    *(f"interval_{i}" for i in range(INTERVAL_BINS)),
+    "interval_over_octave",
+    "note_density_log",
+    "polyphony_mean_log",
+    "polyphony_max_log",
+    "pitch_mean",
+    "pitch_std",
+    "pitch_min",
+    "pitch_max",
+    "velocity_mean",
+    "velocity_std",
+    "ioi_mean_log",
+    "ioi_std_log",
+    "ioi_median_log",
+    "ioi_cv",
+    *(name for name, _ in GRIDS),
+    "duration_mean_log",
+    "duration_std_log",
+    "drum_fraction",
+    "distinct_pitch_classes",
+    "tempo_log2_rel_120",
+    "span_log",
+)
+
+
+@dataclass(frozen=True)
+class MidiStatsConfig(EncoderConfig):
+    """No tunable params yet; the version's identity is the feature set itself."""
+
+
+@register("midistats")
+class MidiStatsEncoder(Encoder):
+    config_cls = MidiStatsConfig
+    modalities = ("midi",)
+    kind = "vector"
+    dtype = "float32"
+    code_version = "1"
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(FEATURE_NAMES),)
+
+    def prepare(self, item: EncoderInput, modality: str) -> np.ndarray:
+        check_modality(self, modality)
+        if item.midi is None:
+            raise BadInput("no MIDI in this item")
+        return midi_statistics(note_table(decode_midi(item.midi)))
+
+    def encode_batch(self, prepared: list[np.ndarray]) -> np.ndarray:
+        if not prepared:
+            return np.zeros((0, *self.shape), dtype=np.float32)
+        return np.stack(prepared).astype(np.float32, copy=False)
+
+
+def midi_statistics(notes: NoteTable) -> np.ndarray:
+    if notes.size == 0:
+        raise BadInput("MIDI has no notes")
+    pitched = _subset(notes, ~notes.is_drum)
+    span_s = max(float(notes.end_s.max()), 1e-3)
+    pitch_classes = _pitch_class_histogram(pitched)
+    parts = [
+        pitch_classes,
+        _key_strengths(pitch_classes),
+        _interval_histogram(pitched),
+        [np.log1p(notes.size / span_s)],
+        _polyphony(pitched),
+        _register(pitched),
+        [notes.velocity.mean() / 127.0, notes.velocity.std() / 127.0],
+        _inter_onset_stats(notes),
+        _grid_fractions(notes),
+        _duration_stats(notes),
+        [float(notes.is_drum.mean())],
+        [np.unique(pitched.pitch % 12).size / 12.0],
+        [_average_tempo_log2(notes)],
+        [np.log1p(span_s)],
+    ]
+    vector = np.concatenate([np.asarray(p, dtype=np.float64) for p in parts]).astype(np.float32)
+    if vector.shape != (len(FEATURE_NAMES),) or not np.all(np.isfinite(vector)):
+        raise BadInput(f"MIDI statistics came out malformed (shape {vector.shape}, finite={np.isfinite(vector).all()})")
+    return vector
+
+
+def _subset(notes: NoteTable, mask: np.ndarray) -> NoteTable:
+    return NoteTable(
+        pitch=notes.pitch[mask], velocity=notes.velocity[mask], start_tick=notes.start_tick[mask],
+        end_tick=notes.end_tick[mask], start_s=notes.start_s[mask], end_s=notes.end_s[mask],
+        is_drum=notes.is_drum[mask], ticks_per_beat=notes.ticks_per_beat,
+    )
+
+
+def _normalised(counts: np.ndarray) -> np.ndarray:
+    total = counts.sum()
+    return counts / total if total > 0 else np.zeros_like(counts, dtype=np.float64)
+
+
+def _pitch_class_histogram(pitched: NoteTable) -> np.ndarray:
+    # Duration weighting lets held chord tones outweigh passing notes; zero-length
+    # notes still count a little so a file of blips is not all zeros.
+    weights = np.maximum(pitched.end_s - pitched.start_s, 1e-3)
+    return _normalised(np.bincount(pitched.pitch % 12, weights=weights, minlength=12).astype(np.float64))
+
+
+def _key_strengths(pitch_classes: np.ndarray) -> list[float]:
+    """Best correlation with any major key and with any minor key (0 when undefined)."""
+    if pitch_classes.std() == 0:
+        return [0.0, 0.0]
+    strengths = []
+    for profile in (MAJOR_PROFILE, MINOR_PROFILE):
+        rotations = np.stack([np.roll(profile, shift) for shift in range(12)])
+        strengths.append(float(max(np.corrcoef(pitch_classes, r)[0, 1] for r in rotations)))
+    return strengths
+
+
+def _interval_histogram(pitched: NoteTable) -> np.ndarray:
+    """Successive intervals of the skyline melody (highest pitch at each onset)."""
+    if pitched.size < 2:
+        return np.zeros(INTERVAL_BINS + 1)
+    # Notes are sorted by (start, pitch): the last note of each onset group is its top.
+    last_of_group = np.r_[np.diff(pitched.start_tick) != 0, True]
+    melody = pitched.pitch[last_of_group].astype(np.int64)
+    steps = np.minimum(np.abs(np.diff(melody)), INTERVAL_BINS)
+    return _normalised(np.bincount(steps, minlength=INTERVAL_BINS + 1).astype(np.float64))
+
+
+def _polyphony(pitched: NoteTable) -> list[float]:
+    """log1p of the time-weighted mean and the maximum number of sounding notes."""
+    if pitched.size == 0:
+        return [0.0, 0.0]
+    span = pitched.end_s.max() - pitched.start_s.min()
+    durations = pitched.end_s - pitched.start_s
+    mean = durations.sum() / span if span > 0 else 1.0
+    starts, ends = np.sort(pitched.start_s), np.sort(pitched.end_s)
+    # Sounding at each onset: started at or before it and not yet ended.
+    sounding = np.searchsorted(starts, pitched.start_s, "right") - np.searchsorted(ends, pitched.start_s, "right")
+    return [float(np.log1p(mean)), float(np.log1p(max(int(sounding.max()), 1)))]
+
+
+def _register(pitched: NoteTable) -> list[float]:
+    if pitched.size == 0:
+        return [0.0] * 4
+    p = pitched.pitch.astype(np.float64) / 127.0
+    return [p.mean(), p.std(), p.min(), p.max()]
+
+
+def _inter_onset_stats(notes: NoteTable) -> list[float]:
+    """IOIs between distinct onsets (chords count once): log mean/std/median and CV."""
+    onsets = np.unique(notes.start_s)
+    if onsets.size < 2:
+        return [0.0] * 4
+    ioi = np.diff(onsets)
+    cv = ioi.std() / ioi.mean() if ioi.mean() > 0 else 0.0
+    return [np.log1p(ioi.mean()), np.log1p(ioi.std()), np.log1p(np.median(ioi)), cv]
+
+
+def _grid_fractions(notes: NoteTable) -> list[float]:
+    """Fraction of distinct onsets on the beat / eighth / sixteenth grid.
+
+    Measured in ticks: beats are tick multiples of ticks_per_beat whatever the
+    tempo map says, so tempo changes cannot shift the grid.
+    """
+    beats = np.unique(notes.start_tick) / notes.ticks_per_beat
+    fractions = []
+    for _, per_beat in GRIDS:
+        pos = beats * per_beat
+        off = np.abs(pos - np.round(pos)) / per_beat
+        fractions.append(float(np.mean(off <= GRID_TOLERANCE_BEATS)))
+    return fractions
+
+
+def _duration_stats(notes: NoteTable) -> list[float]:
+    durations = notes.end_s - notes.start_s
+    return [np.log1p(durations.mean()), np.log1p(durations.std())]
+
+
+def _average_tempo_log2(notes: NoteTable) -> float:
+    """log2(mean bpm / 120) over [0, last note end]: beats elapsed per minute."""
+    last_tick, last_s = int(notes.end_tick.max()), float(notes.end_s.max())
+    if last_tick == 0 or last_s <= 0:
+        return 0.0
+    bpm = (last_tick / notes.ticks_per_beat) / last_s * 60.0
+    return float(np.log2(bpm / 120.0))
