@@ -22,6 +22,9 @@ from featurestore.schemas import KEY, SYSTEM_KEYS, SYSTEM_SCHEMAS
 DEFAULT_STORE = "./store"
 STORE_ENV = "CHROMATIC_STORE"
 _SCAN_ALL = None  # limit(None): lancedb's empty query otherwise stops at 10 rows
+# Lance caches the metadata of every table version it touches, up to 1 GiB by default; a long
+# ingest/encode job commits thousands of versions, and RSS grew ~0.4 MB per commit without a cap.
+METADATA_CACHE_BYTES = 64 * 2**20
 
 
 def resolve_store_uri(uri: str | os.PathLike | None = None) -> str:
@@ -42,7 +45,8 @@ class Store:
         self.uri = uri
         self.side_dir = side_dir
         try:
-            self._db = lancedb.connect(uri)
+            session = lancedb.Session(metadata_cache_size_bytes=METADATA_CACHE_BYTES)
+            self._db = lancedb.connect(uri, session=session)
         except Exception as exc:  # lancedb raises plain errors for bad URIs
             raise StoreError(f"cannot open store at {uri!r}: {exc}. Check the --store path/URI.") from exc
 
