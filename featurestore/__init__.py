@@ -1,4 +1,8 @@
-"""The feature store: the only package that imports lancedb."""
+"""The feature store: the only package that imports lancedb.
+
+`Store` is imported lazily so that code needing only the errors or the
+taxonomy (e.g. the ONNX scorer) does not pay for importing lancedb.
+"""
 
 from featurestore.errors import (
     ChromaticError,
@@ -11,7 +15,15 @@ from featurestore.errors import (
     VersionConflictError,
     WriterLockedError,
 )
-from featurestore.store import Store, resolve_store_uri
+
+
+def __getattr__(name: str):
+    if name in ("Store", "resolve_store_uri"):
+        from featurestore import store
+
+        return getattr(store, name)
+    raise AttributeError(f"module 'featurestore' has no attribute {name!r}")
+
 
 __all__ = [
     "ChromaticError",

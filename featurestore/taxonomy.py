@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from featurestore.errors import ChromaticError
+
 DIMENSIONS: tuple[str, ...] = ("temporal", "spatial", "ontological")
 
 MODES: dict[str, tuple[str, ...]] = {
@@ -40,7 +42,7 @@ TWO_MODE_WEIGHT = 0.4
 TWO_MODE_REST = 0.2
 
 
-class TaxonomyError(ValueError):
+class TaxonomyError(ChromaticError, ValueError):
     """A colour or mode name that the taxonomy does not know."""
 
 

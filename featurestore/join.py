@@ -1,0 +1,229 @@
+"""Left-join stored feature tables onto `segments`: the input of every fusion run.
+
+`join(store, {"audio": "clap:v1", "midi": "pianoroll:v2"})` returns one Arrow
+table with every segment, its labels, and per input a value column plus a
+`{input}_mask` column; a segment with no row, or a null vector, has mask false.
+The exact Lance version read of every table is recorded, so a run can be
+re-joined later at the same versions.
+
+pyarrow cannot carry fixed-size-list columns through `Table.join`, so keys are
+matched with `pc.index_in` and vectors gathered by row index (numpy `take` per
+chunk): no Python loop per row.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from featurestore.errors import SchemaMismatchError, StoreError, TableNotFoundError
+from featurestore.registry import EncoderRecord, get_encoder_record
+from featurestore.schemas import KEY, MODALITIES, SEGMENTS, FeatureTableName, vector_shape
+from featurestore.store import Store
+
+LABEL_COLUMNS: tuple[str, ...] = ("segment_id", "song_id", "color", "temporal", "spatial", "ontological")
+_CONVERT_ROWS = 1024  # rows converted to numpy at a time: bounds the temporaries of big tensors
+
+
+@dataclass(frozen=True)
+class JoinSource:
+    """Where one input came from: the table, the Lance version read, and what the registry says."""
+
+    input: str
+    table: str
+    lance_version: int
+    kind: str
+    shape: tuple[int, ...]
+    dtype: str
+    encoder: str
+    version: str
+    params: str
+    model_id: str | None
+    weights_fingerprint: str | None
+    fingerprint: str
+    state: str
+    present: int  # segments whose mask is true
+    missing_rows: int  # segments the table has no row for
+    null_vectors: int  # segments with a row but a null vector or present=false
+
+    def to_dict(self) -> dict:
+        return {**self.__dict__, "shape": list(self.shape)}
+
+
+@dataclass(frozen=True)
+class JoinResult:
+    table: pa.Table
+    sources: dict[str, JoinSource]  # input name -> source, in input order
+    segments_version: int
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return tuple(self.sources)
+
+    @property
+    def versions(self) -> dict[str, int]:
+        """{table name: Lance version} of everything read, `segments` included."""
+        return {SEGMENTS: self.segments_version, **{s.table: s.lance_version for s in self.sources.values()}}
+
+
+@dataclass
+class InputArrays:
+    """One input as numpy: values [N, *shape] (zero where masked) and mask [N]."""
+
+    values: np.ndarray
+    mask: np.ndarray
+    invalid_segments: list[str] = field(default_factory=list)  # masked because of non-finite values
+
+
+def ordered_inputs(inputs: dict[str, str]) -> dict[str, str]:
+    """Validate input names and put them in the canonical order (taxonomy of modalities)."""
+    if not inputs:
+        raise StoreError(f"no inputs given; choose at least one of {', '.join(MODALITIES)}, e.g. --audio clap:v1")
+    unknown = sorted(set(inputs) - set(MODALITIES))
+    if unknown:
+        raise StoreError(f"unknown input(s) {', '.join(unknown)}; valid inputs: {', '.join(MODALITIES)}")
+    return {name: inputs[name] for name in MODALITIES if name in inputs}
+
+
+def join(store: Store, inputs: dict[str, str], versions: dict[str, int] | None = None) -> JoinResult:
+    """Every segment + one value/mask column pair per input.
+
+    versions: {table name: Lance version} to read instead of the latest
+    (used to re-join a run exactly as it was trained).
+    """
+    inputs = ordered_inputs(inputs)
+    versions = versions or {}
+    segments_version = versions.get(SEGMENTS, store.version(SEGMENTS))
+    table = _read_at(store, SEGMENTS, segments_version, list(LABEL_COLUMNS)).sort_by(KEY)
+    keys = table.column(KEY)
+    sources = {}
+    for name, spec in inputs.items():
+        table_name = str(FeatureTableName.from_spec(name, spec))
+        record = _registered_table(store, name, table_name)
+        lance_version = versions.get(table_name, store.version(table_name))
+        values, mask, source = _left_join_one(store, name, record, lance_version, keys)
+        table = table.append_column(pa.field(name, values.type), values)
+        table = table.append_column(f"{name}_mask", mask)
+        sources[name] = source
+    return JoinResult(table, sources, segments_version)
+
+
+def _registered_table(store: Store, modality: str, table_name: str) -> EncoderRecord:
+    if not store.has_table(table_name):
+        existing = [t for t in store.table_names() if t.startswith(f"{modality}.")]
+        raise TableNotFoundError(
+            table_name, existing, f"encode it first (`chromatic encode`) or pick an existing {modality} table"
+        )
+    record = get_encoder_record(store, table_name)
+    if record is None:
+        raise SchemaMismatchError(
+            f"table {table_name!r} has no row in the encoders registry, so its kind and shape are unknown; "
+            "write feature tables with `chromatic encode` (which registers them)"
+        )
+    schema = store.table(table_name).schema
+    schema_shape, list_size = vector_shape(schema), schema.field("vector").type.list_size
+    if list_size != math.prod(record.shape) or schema_shape not in (record.shape, (list_size,)):
+        raise SchemaMismatchError(
+            f"table {table_name!r} stores vectors of shape {schema_shape} ({list_size} values) but the registry "
+            f"says {record.shape}; the table and its registry row disagree: re-encode under a new version"
+        )
+    return record
+
+
+def _read_at(store: Store, name: str, version: int, columns: list[str]) -> pa.Table:
+    try:
+        return store.read(name, columns=columns, version=version)
+    except (ValueError, RuntimeError, OSError) as exc:  # lance raises plain errors for unknown versions
+        raise StoreError(
+            f"cannot read {name!r} at Lance version {version} ({exc}); the version may have been cleaned up. "
+            f"Current version: {store.version(name)}"
+        ) from exc
+
+
+def _left_join_one(store: Store, name: str, record: EncoderRecord, lance_version: int, keys: pa.ChunkedArray):
+    feature = _read_at(store, record.table_name, lance_version, [KEY, "vector", "present"])
+    rows = pc.index_in(keys, value_set=feature.column(KEY).combine_chunks())
+    missing = rows.null_count
+    rows = pc.fill_null(rows, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    usable = pc.and_(pc.is_valid(feature.column("vector")), pc.fill_null(feature.column("present"), False))
+    usable = usable.to_numpy(zero_copy_only=False)
+    mask = (rows >= 0) & usable[np.maximum(rows, 0)] if len(usable) else np.zeros(len(rows), dtype=bool)
+    values = _gather_vectors(feature.column("vector"), rows, mask)
+    source = JoinSource(
+        input=name, table=record.table_name, lance_version=int(lance_version), kind=record.kind,
+        shape=tuple(record.shape), dtype=record.dtype, encoder=record.encoder, version=record.version,
+        params=record.params, model_id=record.model_id, weights_fingerprint=record.weights_fingerprint,
+        fingerprint=record.fingerprint, state=record.state, present=int(mask.sum()),
+        missing_rows=int(missing), null_vectors=int(len(keys) - missing - mask.sum()),
+    )
+    return values, pa.array(mask), source
+
+
+def _gather_vectors(column: pa.ChunkedArray, rows: np.ndarray, mask: np.ndarray) -> pa.FixedSizeListArray:
+    """Vectors at `rows` (null where `mask` is false), gathered with numpy chunk by chunk.
+
+    `ChunkedArray.take` on fixed-size lists is ~10x slower and peaks at several
+    copies of a piano-roll table; this copies each wanted vector once.
+    """
+    size = column.type.list_size
+    out = np.zeros((len(rows), size), dtype=column.type.value_type.to_pandas_dtype())
+    start = 0
+    for chunk in column.chunks:
+        end = start + len(chunk)
+        hits = np.flatnonzero(mask & (rows >= start) & (rows < end))
+        if hits.size:
+            out[hits] = _raw_rows(chunk)[rows[hits] - start]
+        start = end
+    values = pa.Array.from_buffers(column.type.value_type, out.size, [None, pa.py_buffer(out)])  # no copy
+    return pa.FixedSizeListArray.from_arrays(values, type=column.type, mask=pa.array(~mask))
+
+
+def _raw_rows(chunk: pa.FixedSizeListArray) -> np.ndarray:
+    """A zero-copy [len, size] view of a fixed-size-list chunk's values buffer.
+
+    Null vectors' slots hold arbitrary values here; callers only read rows whose
+    vector is valid (lance stores no null elements inside a valid vector).
+    `to_numpy` would instead copy the whole chunk to turn null slots into NaN.
+    """
+    size = chunk.type.list_size
+    child = chunk.values
+    dtype = child.type.to_pandas_dtype()
+    data = np.frombuffer(child.buffers()[1], dtype=dtype, count=child.offset + len(child))[child.offset :]
+    return data[chunk.offset * size : (chunk.offset + len(chunk)) * size].reshape(len(chunk), size)
+
+
+def input_arrays(result: JoinResult, name: str, dtype=np.float32) -> InputArrays:
+    """Input `name` as numpy [N, *shape] in `dtype`; rows with non-finite values are masked and listed."""
+    source = result.sources[name]
+    column = result.table.column(name)
+    mask = result.table.column(f"{name}_mask").to_numpy(zero_copy_only=False).astype(bool)
+    size = math.prod(source.shape)
+    values = np.zeros((len(mask), size), dtype=dtype)
+    start = 0
+    for chunk in column.chunks:
+        for offset in range(0, len(chunk), _CONVERT_ROWS):
+            part = chunk.slice(offset, _CONVERT_ROWS)
+            rows = slice(start + offset, start + offset + len(part))
+            with np.errstate(over="ignore", invalid="ignore"):  # overflow shows up as inf, caught below
+                values[rows] = _raw_rows(part)
+            values[rows][~mask[rows]] = 0
+        start += len(chunk)
+    invalid = _mask_non_finite(values, mask)
+    segment_ids = result.table.column(KEY).to_numpy(zero_copy_only=False)
+    return InputArrays(values.reshape(len(mask), *source.shape), mask, segment_ids[invalid].tolist())
+
+
+def _mask_non_finite(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Zero and unmask rows holding NaN/inf (bad encoder output); return their indices."""
+    bad = []
+    for start in range(0, len(values), _CONVERT_ROWS):
+        block = values[start : start + _CONVERT_ROWS]
+        bad.extend(start + np.flatnonzero(~np.isfinite(block).all(axis=1)))
+    bad = np.asarray(bad, dtype=np.int64)
+    values[bad] = 0
+    mask[bad] = False
+    return bad

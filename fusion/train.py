@@ -1,0 +1,252 @@
+"""Train a fusion model on a join of stored feature tables, and re-evaluate a stored run.
+
+nanoGPT-style: the data sits in memory as numpy, batches are fancy-indexed
+slices, and the loop below is the whole of training. No DataLoader: with the
+arrays in memory, worker processes would only copy them (and lancedb needs
+spawned, not forked, workers).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from featurestore.errors import ModelError
+from featurestore.join import join
+from featurestore.store import Store
+from featurestore.taxonomy import DIMENSIONS
+from fusion.dataset import FusionData, build_dataset, split_by_song, val_index_for_songs
+from fusion.export import export_onnx
+from fusion.metrics import Predictions, compute_metrics
+from fusion.model import FUSIONS, HEAD_SIZES, FusionConfig, FusionModel, InputSpec
+from fusion.runs import RunContents, load_run, new_run_id, save_run
+
+ProgressFn = Callable[[dict], None]  # called once per epoch with that epoch's history row
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 60
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    patience: int = 10  # epochs without a better validation score before stopping
+    val_fraction: float = 0.2
+    seed: int = 0
+    fusion: str = "concat"
+    modality_dropout: float = 0.15
+    device: str = "cpu"
+    # CPU threads for torch; 0 keeps torch's default (one per core). On a CPU shared
+    # with other busy jobs, 1 avoids threads waiting on each other (10x faster here).
+    threads: int = 0
+    export_onnx: bool = True  # also write model.onnx (fusion/export.py), parity-checked against torch
+
+    def __post_init__(self):
+        checks = {
+            "epochs": self.epochs >= 1, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
+            "weight_decay": self.weight_decay >= 0, "patience": self.patience >= 1, "threads": self.threads >= 0,
+            "val_fraction": 0 < self.val_fraction < 1, "modality_dropout": 0 <= self.modality_dropout < 1,
+        }
+        bad = [f"{name}={getattr(self, name)!r}" for name, ok in checks.items() if not ok]
+        if bad:
+            raise ModelError(
+                f"bad training config: {', '.join(bad)}; epochs, batch_size and patience must be >= 1, "
+                "lr > 0, weight_decay and threads >= 0, val_fraction in (0, 1), modality_dropout in [0, 1)"
+            )
+        if self.fusion not in FUSIONS:
+            raise ModelError(f"unknown fusion {self.fusion!r}; expected one of {', '.join(FUSIONS)}")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_id: str
+    run_dir: Path
+    metrics: dict
+    history: list[dict]
+    summary: dict = field(default_factory=dict)  # rows used/skipped, split sizes, inputs present
+
+
+def train(store: Store, inputs: dict[str, str], config: TrainConfig, progress: ProgressFn | None = None) -> TrainResult:
+    """Join `inputs` ({"audio": "clap:v1", ...}), train, keep the best epoch, write a run."""
+    with torch_threads(config.threads):
+        return _train(store, inputs, config, progress)
+
+
+def _train(store: Store, inputs: dict[str, str], config: TrainConfig, progress: ProgressFn | None) -> TrainResult:
+    device = _device(config.device)
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    joined = join(store, inputs)
+    data = build_dataset(joined)
+    train_idx, val_idx = split_by_song(data.song_ids, data.colors, config.val_fraction, config.seed)
+    if len(train_idx) == 0 or len(val_idx) == 0:
+        raise ModelError(
+            f"cannot split {len(data)} segments by song into train and validation; a colour needs at least "
+            "two songs to appear on both sides: ingest more songs"
+        )
+    summary = _summary(data, joined, train_idx, val_idx)
+    sources, versions = joined.sources, joined.versions
+    del joined  # its Arrow table holds a second copy of every vector
+    specs = tuple(InputSpec(s.input, s.kind, s.shape) for s in sources.values())
+    model = FusionModel(FusionConfig(specs, fusion=config.fusion, modality_dropout=config.modality_dropout))
+    model.to(device)
+    history, summary["best_epoch"] = fit(model, data, train_idx, val_idx, config, progress)
+    pred, logits = predict(model, data, val_idx, config.batch_size)
+    metrics = compute_metrics(pred)
+    run_id = new_run_id(inputs, asdict(config))
+    contents = RunContents(model, sources, versions, asdict(config), pred, logits["fused"], metrics, history, summary)
+    run_dir = save_run(store, run_id, contents)
+    if config.export_onnx:  # after save_run: a failed export leaves the run intact for `chromatic export`
+        export_onnx(run_dir)
+    return TrainResult(run_id, run_dir, metrics, history, summary)
+
+
+def fit(model: FusionModel, data: FusionData, train_idx, val_idx, config: TrainConfig, progress=None):
+    """The training loop; leaves the best epoch's weights in `model`. Returns (history, best_epoch)."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    rng = np.random.default_rng(config.seed)
+    n_batches = max(1, len(train_idx) // config.batch_size)  # batches of batch_size..2*batch_size-1 rows
+    history, best = [], (-1.0, 0, None)  # (score, epoch, weights)
+    for epoch in range(1, config.epochs + 1):
+        started = time.perf_counter()
+        model.train()
+        total = 0.0
+        for index in np.array_split(rng.permutation(train_idx), n_batches):
+            logits, _ = model.forward_logits(*batch_tensors(model, data, index))
+            loss = loss_fn(logits, data, index, logits["color"].device)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(index)
+        pred, val_logits = predict(model, data, val_idx, config.batch_size)
+        overall = compute_metrics(pred)["overall"]
+        row = {
+            "epoch": epoch, "train_loss": total / len(train_idx),
+            "val_loss": loss_fn(val_logits, data, val_idx, "cpu").item(),
+            "val_mode_acc": overall["mode_acc"], "val_color_acc": overall["color_acc"],
+            "seconds": time.perf_counter() - started,
+        }
+        history.append(row)
+        if progress:
+            progress(row)
+        score = validation_score(overall)
+        if score > best[0]:
+            best = (score, epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
+        elif epoch - best[1] >= config.patience:
+            break
+    model.load_state_dict(best[2])
+    return history, best[1]
+
+
+def validation_score(overall: dict) -> float:
+    """Early-stopping score: the mean of mode and colour accuracy (those that exist)."""
+    parts = [overall[k] for k in ("mode_acc", "color_acc") if overall.get(k) is not None]
+    return float(np.mean(parts)) if parts else 0.0
+
+
+def batch_tensors(model: FusionModel, data: FusionData, index: np.ndarray) -> list[torch.Tensor]:
+    """`forward` arguments for rows `index`: float32 values then bool mask, per input."""
+    device = model.null_embeddings.device
+    out = []
+    for spec in model.config.inputs:
+        out.append(torch.from_numpy(data.values[spec.name][index]).to(device, torch.float32))
+        out.append(torch.from_numpy(data.masks[spec.name][index]).to(device))
+    return out
+
+
+def loss_fn(logits: dict[str, torch.Tensor], data: FusionData, index: np.ndarray, device) -> torch.Tensor:
+    """KL to the soft mode targets for each dimension, plus cross-entropy for the colour."""
+    loss = F.cross_entropy(logits["color"], torch.from_numpy(data.color_targets[index]).to(device))
+    for dim in DIMENSIONS:
+        target = torch.from_numpy(data.soft_targets[dim][index]).to(device)
+        loss = loss + F.kl_div(F.log_softmax(logits[dim], dim=-1), target, reduction="batchmean")
+    return loss
+
+
+@torch.no_grad()
+def predict(model: FusionModel, data: FusionData, index: np.ndarray, batch_size: int = 256):
+    """(Predictions, {head: logits, "fused": embeddings}) for rows `index`, in eval mode, on CPU."""
+    model.eval()
+    chunks = []
+    for start in range(0, len(index), batch_size):
+        logits, fused = model.forward_logits(*batch_tensors(model, data, index[start : start + batch_size]))
+        chunks.append({**{k: v.cpu() for k, v in logits.items()}, "fused": fused.cpu()})
+    if not chunks:
+        raise ModelError("no rows to predict on: the validation split is empty")
+    logits = {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
+    pred = Predictions(
+        segment_ids=data.segment_ids[index], song_ids=data.song_ids[index], colors=data.colors[index],
+        probs={h: F.softmax(logits[h], dim=-1).numpy() for h in HEAD_SIZES},
+        targets={**{d: t[index] for d, t in data.mode_targets.items()}, "color": data.color_targets[index]},
+        present={name: mask[index] for name, mask in data.masks.items()},
+    )
+    return pred, logits
+
+
+@contextmanager
+def torch_threads(threads: int):
+    """Run with `threads` torch CPU threads (0: leave torch's setting alone), then restore."""
+    before = torch.get_num_threads()
+    if threads > 0:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _device(name: str) -> torch.device:
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"device {name!r} asked for but no CUDA GPU is available; use --device cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise ModelError(f"bad device {name!r} ({exc}); use cpu, cuda or cuda:N") from exc
+
+
+def _summary(data: FusionData, joined, train_idx, val_idx) -> dict:
+    reasons: dict[str, int] = {}
+    for _, reason in data.skipped:
+        reasons[reason.split(":")[0]] = reasons.get(reason.split(":")[0], 0) + 1
+    return {
+        "segments": joined.table.num_rows, "used": len(data), "train": len(train_idx), "val": len(val_idx),
+        "val_songs": sorted(set(data.song_ids[val_idx].tolist())),
+        "present": {name: int(data.masks[name].sum()) for name in data.inputs},
+        "incomplete_tables": [s.table for s in joined.sources.values() if s.state != "complete"],
+        "skipped": [{"segment_id": sid, "reason": reason} for sid, reason in data.skipped],
+        "skipped_by_reason": reasons,
+    }
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    run_id: str
+    metrics: dict
+    stored_metrics: dict
+    moved_tables: dict[str, tuple[int, int]]  # table -> (recorded Lance version, current version)
+
+
+def evaluate_run(store: Store, run_id: str, batch_size: int = 256) -> EvalResult:
+    """Re-join at the recorded Lance versions, rebuild the recorded split, run the stored weights."""
+    run = load_run(store, run_id)
+    recorded = run.manifest["lance_versions"]
+    joined = join(store, run.inputs, versions=recorded)
+    for source in joined.sources.values():
+        stored = run.input_record(source.input)
+        if source.fingerprint != stored["fingerprint"]:
+            raise ModelError(
+                f"{source.table} now holds another encoder config (fingerprint {source.fingerprint}, the run was "
+                f"trained on {stored['fingerprint']}); the run cannot be re-evaluated on this store"
+            )
+    data = build_dataset(joined)
+    val_idx = val_index_for_songs(data.song_ids, run.manifest["split"]["val_songs"])
+    pred, _ = predict(run.model, data, val_idx, batch_size)
+    moved = {t: (v, store.version(t)) for t, v in recorded.items() if store.version(t) != v}
+    return EvalResult(run_id, compute_metrics(pred), run.metrics, moved)
