@@ -1,0 +1,267 @@
+"""ChromaticScorer: a trained run as a fitness function for generated MIDI/audio/lyrics.
+
+It runs the run's ONNX export (fusion/export.py) with onnxruntime and rebuilds
+the exact encoder versions the run was trained on from the manifest
+(encoders.registry.encoder_from_stored), so a candidate goes through the same
+decoding and encoder code as a stored segment and gets the same vector.
+
+* Encoders are built lazily, one per model input, the first time that input is
+  scored: MIDI-only scoring never loads an audio or text model, and imports no
+  torch. Weight-free encoders are built (and checked) at once.
+* A built encoder whose fingerprint differs from the one recorded in the
+  manifest (other params, weights or code) is refused with ModelError naming
+  the input, the encoder and both fingerprints: its vectors would not be what
+  the model was trained on.
+* Inputs a candidate lacks take the model's null path (mask false). An input
+  that is given but cannot be read or encoded makes that candidate fail (its
+  result carries the error, ranked last); the rest of the batch is scored.
+
+See fusion/candidates.py for the chromatic match used to rank.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from encoders.base import BadInput, Encoder, EncoderInput
+from encoders.registry import encoder_from_stored
+from featurestore.errors import ModelError
+from featurestore.registry import get_model_record
+from featurestore.store import Store
+from fusion.candidates import (
+    Candidate,
+    ScoreResult,
+    as_candidate,
+    chromatic_match,
+    encoder_input,
+    fill_scores,
+    rank,
+    target_color,
+)
+
+# fusion.runs.MANIFEST, repeated here because fusion.runs imports torch (tests check they agree).
+MANIFEST_FILE = "manifest.json"
+SHARED_INPUT = "concept"  # one text for the whole batch
+TEXT_INPUTS = ("lyrics", "concept")
+HEADS = ("temporal", "spatial", "ontological", "color")
+
+
+class ChromaticScorer:
+    def __init__(self, model_dir: str | Path, device: str = "cpu", threads: int = 1):
+        self.model_dir = Path(model_dir)
+        self.manifest = read_manifest(self.model_dir)
+        self.export = self.manifest.get("export") or {}
+        if not self.export or not (self.model_dir / self.export["file"]).is_file():
+            raise ModelError(
+                f"{self.model_dir} has no ONNX export; run `chromatic export {self.manifest.get('run_id', 'RUN')}`"
+            )
+        self.run_id = self.manifest.get("run_id", self.model_dir.name)
+        self.device = device
+        self.inputs: dict[str, dict] = {record["name"]: record for record in self.manifest["inputs"]}
+        self.session = _session(self.model_dir / self.export["file"], threads)
+        self._encoders: dict[str, Encoder] = {}
+        self._text_cache: dict[tuple[str, str], np.ndarray | str] = {}
+        for name, record in self.inputs.items():
+            if record.get("model_id") is None:  # cheap to build: refuse a mismatch now
+                self.encoder(name)
+
+    # -- encoders ----------------------------------------------------------------------
+    def encoder(self, name: str) -> Encoder:
+        """The encoder of model input `name`, built on first use and checked against the manifest."""
+        if name not in self.inputs:
+            raise ModelError(f"this model has no input {name!r}; its inputs: {', '.join(self.inputs)}")
+        if name not in self._encoders:
+            record = self.inputs[name]
+            params = json.dumps(record["params"], sort_keys=True)
+            encoder = encoder_from_stored(record["encoder"], params, device=self.device)
+            if encoder.fingerprint() != record["fingerprint"]:
+                raise ModelError(
+                    f"input {name!r}: encoder {record['spec']} rebuilt here has fingerprint {encoder.fingerprint()}, "
+                    f"but the model was trained on {record['table']} with fingerprint {record['fingerprint']} "
+                    f"(params {params}, model {record.get('model_id')}, code {record.get('code_version')}); "
+                    "its vectors would differ. Install the same encoder code/weights or retrain on this version"
+                )
+            if tuple(encoder.shape) != tuple(record["shape"]):
+                raise ModelError(f"input {name!r}: encoder {record['spec']} now outputs shape {encoder.shape}, "
+                                 f"the model expects {tuple(record['shape'])}; retrain the model")
+            self._encoders[name] = encoder
+        return self._encoders[name]
+
+    # -- scoring -----------------------------------------------------------------------
+    def score(self, midi=None, audio=None, sample_rate: int | None = None, lyrics: str | None = None,
+              concept: str | None = None, target: str | None = None, candidate_id: str = "candidate") -> ScoreResult:
+        """Score one candidate (any subset of inputs); ModelError if a given input cannot be used."""
+        [result] = self.score_batch([Candidate(candidate_id, midi, audio, sample_rate, lyrics)], target, concept)
+        if result.error is not None:
+            raise ModelError(f"cannot score {candidate_id}: {result.error}")
+        return result
+
+    def score_batch(self, candidates: Iterable[Any], target: str | None = None,
+                    concept: str | None = None) -> list[ScoreResult]:
+        """Score candidates in one batch; ranked by chromatic match to `target` (input order without one)."""
+        color = target_color(target)
+        items = [as_candidate(c, i) for i, c in enumerate(candidates)]
+        results = [ScoreResult(c.id, unused=self._unused(c, concept)) for c in items]
+        feeds = self._candidate_feeds(items, results)
+        if SHARED_INPUT in self.inputs:
+            feeds[SHARED_INPUT] = self._shared_feed(concept, len(items))
+        for i, result in enumerate(results):
+            result.inputs = {name: bool(feeds[name][1][i]) for name in self.inputs}
+            if result.error is None and not any(result.inputs.values()):
+                given = ", ".join(items[i].given()) or "nothing"
+                result.error = f"gives none of the inputs this model takes ({', '.join(self.inputs)}); it gave {given}"
+        ok = [i for i, r in enumerate(results) if r.error is None]
+        if ok:
+            rows = slice(None) if len(ok) == len(results) else ok  # a slice copies no big arrays
+            probs = self._run({name: (v[rows], m[rows]) for name, (v, m) in feeds.items()})
+            matches = chromatic_match(probs, color) if color else (None, None)
+            for row, i in enumerate(ok):
+                fill_scores(results[i], probs, row)
+                if color:
+                    results[i].match, results[i].p_target = float(matches[0][row]), float(matches[1][row])
+        return rank(results)
+
+    def _unused(self, candidate: Candidate, concept: str | None) -> tuple[str, ...]:
+        given = candidate.given() + ((SHARED_INPUT,) if concept is not None else ())
+        return tuple(name for name in given if name not in self.inputs)
+
+    def _candidate_feeds(self, items: list[Candidate], results: list[ScoreResult]) -> dict:
+        """{input: (values [B, *shape] float32, mask [B])} for the per-candidate inputs; errors go to results."""
+        feeds = {}
+        for name in (n for n in self.inputs if n != SHARED_INPUT):
+            values = np.zeros((len(items), *self.inputs[name]["shape"]), dtype=np.float32)
+            mask = np.zeros(len(items), dtype=bool)
+            rows = [i for i, c in enumerate(items) if getattr(c, name) is not None and results[i].error is None]
+            for i, encoded in zip(rows, self._encode(name, [items[i] for i in rows])):
+                if isinstance(encoded, str):
+                    results[i].error = f"{name}: {encoded}"
+                else:
+                    values[i], mask[i] = encoded, True
+            feeds[name] = (values, mask)
+        return feeds
+
+    def _shared_feed(self, concept: str | None, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        shape = self.inputs[SHARED_INPUT]["shape"]
+        if concept is None:
+            return np.zeros((batch, *shape), dtype=np.float32), np.zeros(batch, dtype=bool)
+        [vector] = self._encode_texts(SHARED_INPUT, [concept])
+        if isinstance(vector, str):
+            raise ModelError(f"cannot encode the concept text {concept!r}: {vector}")
+        return np.broadcast_to(vector, (batch, *shape)), np.ones(batch, dtype=bool)
+
+    def _encode(self, name: str, candidates: list[Candidate]) -> list[np.ndarray | str]:
+        """One encoder call for every candidate's `name` input: a vector, or the reason it failed."""
+        out: list[np.ndarray | str] = [""] * len(candidates)
+        readable: list[tuple[int, EncoderInput]] = []
+        for k, candidate in enumerate(candidates):
+            try:
+                readable.append((k, encoder_input(candidate, name)))
+            except BadInput as exc:
+                out[k] = str(exc) or type(exc).__name__
+        if name in TEXT_INPUTS:
+            encoded = self._encode_texts(name, [item.text for _, item in readable])
+        else:
+            raw = self.encoder(name).encode([item for _, item in readable], name) if readable else []
+            encoded = [self._checked(name, r) for r in raw]
+        for (k, _), value in zip(readable, encoded):
+            out[k] = value
+        return out
+
+    def _encode_texts(self, name: str, texts: list[str]) -> list[np.ndarray | str]:
+        """Texts through a per-input cache: each distinct text is encoded once per scorer."""
+        todo = list(dict.fromkeys(t for t in texts if (name, t) not in self._text_cache))
+        if todo:
+            raw = self.encoder(name).encode([EncoderInput(f"text-{i}", text=t) for i, t in enumerate(todo)], name)
+            self._text_cache.update({(name, t): self._checked(name, r) for t, r in zip(todo, raw)})
+        return [self._text_cache[(name, t)] for t in texts]
+
+    def _checked(self, name: str, encoded) -> np.ndarray | str:
+        if isinstance(encoded, BadInput):
+            return str(encoded) or type(encoded).__name__
+        vector = np.asarray(encoded).reshape(self.inputs[name]["shape"])  # cast to float32 when fed
+        if not np.isfinite(vector).all():
+            return "the encoder returned non-finite values (NaN/inf)"
+        return vector
+
+    def _run(self, feeds: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+        names = self.export["input_names"]
+        feed = {}
+        for k, name in enumerate(self.inputs):
+            values, mask = feeds[name]
+            feed[names[2 * k]], feed[names[2 * k + 1]] = np.ascontiguousarray(values, np.float32), mask
+        outputs = self.session.run(list(HEADS), feed)
+        return dict(zip(HEADS, outputs))
+
+
+def read_manifest(model_dir: Path) -> dict:
+    path = Path(model_dir) / MANIFEST_FILE
+    if not path.is_file():
+        raise ModelError(f"{model_dir} is not a model directory: it has no {MANIFEST_FILE}")
+    return json.loads(path.read_text())
+
+
+def _session(path: Path, threads: int):
+    """One intra-op thread by default: a batch of 50 piano rolls is a few ms on one core, and extra
+    (spinning) threads only fight the encoders and other work for the CPU (3x slower on a busy box)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = max(1, int(threads))
+    options.inter_op_num_threads = 1
+    try:
+        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+        raise ModelError(f"onnxruntime cannot load {path}: {exc}; re-export the run (`chromatic export`)") from exc
+
+
+def resolve_model_dir(run: str | Path, store_uri: str | None = None) -> Path:
+    """A model directory as given, or the artifact directory of run id `run` in the store."""
+    path = Path(run)
+    if (path / MANIFEST_FILE).is_file():
+        return path
+    record = get_model_record(Store.open(store_uri, create=False), str(run))
+    return Path(record.artifact_path)
+
+
+@dataclass(frozen=True)
+class ScoreFilesRequest:
+    """`chromatic score`: files to score against a run. Audio pairs with MIDI by position when both are given."""
+
+    run: str
+    target: str
+    midi: tuple[Path, ...] = ()
+    audio: tuple[Path, ...] = ()
+    lyrics: str | None = None
+    concept: str | None = None
+    store_uri: str | None = None
+
+
+def score_files(request: ScoreFilesRequest) -> list[ScoreResult]:
+    """Build candidates from files, score them in one batch, ranked."""
+    if not request.midi and not request.audio:
+        raise ModelError("give at least one candidate: MIDI files, and/or audio files with --audio")
+    if request.midi and request.audio and len(request.midi) != len(request.audio):
+        raise ModelError(
+            f"{len(request.midi)} MIDI file(s) but {len(request.audio)} --audio file(s): give one audio per MIDI "
+            "(paired in order), or score MIDI and audio separately"
+        )
+    count = max(len(request.midi), len(request.audio))
+    candidates = [
+        Candidate(
+            id=" + ".join(p.name for p in (_at(request.midi, i), _at(request.audio, i)) if p is not None),
+            midi=_at(request.midi, i), audio=_at(request.audio, i), lyrics=request.lyrics,
+        )
+        for i in range(count)
+    ]
+    scorer = ChromaticScorer(resolve_model_dir(request.run, request.store_uri))
+    return scorer.score_batch(candidates, target=request.target, concept=request.concept)
+
+
+def _at(paths: tuple[Path, ...], index: int) -> Path | None:
+    return paths[index] if index < len(paths) else None
