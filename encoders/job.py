@@ -1,0 +1,397 @@
+"""The encode job: run one encoder version over the store and write its feature tables.
+
+One table per modality the encoder reads (`{modality}.{encoder}.{version}`).
+Versions are immutable: the job claims each table's registry row with the
+encoder's fingerprint, so another config under the same version is refused and
+the same config resumes, encoding only segments that have no row yet. Every
+segment ends with exactly one row: a vector, or a null vector with the reason
+(`absent`, `error: …`). The writer lock of each table is held for the whole job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.text import Text
+
+from encoders.base import Encoder
+from encoders.pipeline import (
+    PRESENCE_COLUMN,
+    TEXT_COLUMN,
+    BackgroundWriter,
+    Preparer,
+    WorkItem,
+    encode_chunk,
+    feature_rows,
+)
+from encoders.registry import build_encoder, get_encoder_class
+from featurestore.errors import BadInputError, EncoderError, SchemaMismatchError
+from featurestore.registry import EncoderRecord, claim_version, get_encoder_record, put_encoder_record
+from featurestore.schemas import SEGMENTS, FeatureTableName, feature_schema, vector_shape
+from featurestore.store import Store
+
+_SEGMENT_COLUMNS = ["segment_id", "has_audio", "has_midi", "has_lyrics", "lyric_text", "concept_text"]
+_DEVICES = ("cpu", "cuda", "mps")
+_ABSENT_CHUNK = 256  # absent rows still carry a zero-filled vector slot; keep each write small
+
+
+def default_workers() -> int:
+    return min(2, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class EncodeConfig:
+    """What to encode. `params` may be given as a dict; it is stored as sorted pairs."""
+
+    encoder: str
+    version: str
+    params: tuple[tuple[str, Any], ...] = ()
+    model: str | None = None  # hub id or local dir, passed as the encoder's `model` param
+    modalities: tuple[str, ...] = ()  # empty: every modality the encoder reads
+    batch_size: int = 32
+    device: str = "cpu"
+    limit: int | None = None  # encode at most this many pending segments per table
+    strict: bool = False  # stop at the first bad input instead of recording it
+    workers: int = field(default_factory=default_workers)  # 0: prepare inline
+    optimize_every: int = 50  # compact the table after this many commits
+
+    def __post_init__(self):
+        if isinstance(self.params, dict):
+            object.__setattr__(self, "params", tuple(sorted(self.params.items())))
+        object.__setattr__(self, "modalities", tuple(self.modalities))
+        for name, low in (("batch_size", 1), ("workers", 0), ("optimize_every", 0)):
+            if int(getattr(self, name)) < low:
+                raise EncoderError(f"{name} must be >= {low}, got {getattr(self, name)}")
+        if self.limit is not None and self.limit < 0:
+            raise EncoderError(f"limit must be >= 0 (or unset for all segments), got {self.limit}")
+        if self.device.split(":")[0] not in _DEVICES:
+            raise EncoderError(f"unknown device {self.device!r}; expected one of {', '.join(_DEVICES)} (e.g. cuda:1)")
+
+
+@dataclass
+class TableSummary:
+    """What one job did to one feature table (this run only; `rows`/`state` are the table's)."""
+
+    table: str
+    pending: int = 0
+    skipped_existing: int = 0
+    encoded: int = 0
+    reused: int = 0  # part of `encoded`: text already encoded in this table, vector copied
+    absent: int = 0
+    failed: dict[str, int] = field(default_factory=dict)  # reason -> count
+    seconds: float = 0.0
+    model_seconds: float = 0.0  # inside encode_batch
+    input_wait_seconds: float = 0.0  # the model stage waiting for (or doing) prepare
+    chunks_inline: int = 0  # batches prepared in the main process (workers=0, or while workers start)
+    chunks_in_workers: int = 0
+    rows: int = 0
+    state: str = "building"
+
+    @property
+    def failed_total(self) -> int:
+        return sum(self.failed.values())
+
+    @property
+    def segments_per_s(self) -> float:
+        done = self.encoded + self.absent + self.failed_total
+        return done / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "failed_total": self.failed_total, "segments_per_s": self.segments_per_s}
+
+
+@dataclass
+class EncodeSummary:
+    encoder: str
+    version: str
+    tables: list[TableSummary]
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return {
+            "encoder": self.encoder,
+            "version": self.version,
+            "seconds": self.seconds,
+            "tables": [t.to_dict() for t in self.tables],
+        }
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    absent: list[str]
+    items: list[WorkItem]
+    skipped: int
+
+    @property
+    def pending(self) -> int:
+        return len(self.absent) + sum(len(item.segment_ids) for item in self.items)
+
+
+# -- entry point ----------------------------------------------------------------------
+def run_encode(store: Store, config: EncodeConfig, progress: bool = True) -> EncodeSummary:
+    """Encode every segment that has no row yet in each of the encoder's tables."""
+    started = time.perf_counter()
+    encoder = build_job_encoder(config)
+    names = [table_name(encoder, m, config.version) for m in resolve_modalities(encoder, config.modalities)]
+    segments = sorted(store.read(SEGMENTS, columns=_SEGMENT_COLUMNS).to_pylist(), key=lambda s: s["segment_id"])
+    with contextlib.ExitStack() as stack:
+        for name in names:
+            stack.enter_context(store.writer(str(name)))
+        plans = {str(n): plan_table(segments, n.modality, store.keys(str(n)), config.limit) for n in names}
+        preparer = stack.enter_context(Preparer(encoder, store, config.workers))
+        if any(plan.items for plan in plans.values()):
+            preparer.start()  # workers spawn and import while this process hashes weights and claims
+        records = claim_tables(store, encoder, names)
+        display = stack.enter_context(_progress_display(progress))
+        tables = [
+            _TableJob(store, encoder, config, r, plans[r.table_name], segments, preparer, display).run()
+            for r in records
+        ]
+    return EncodeSummary(encoder.name, config.version, tables, time.perf_counter() - started)
+
+
+def build_job_encoder(config: EncodeConfig) -> Encoder:
+    params = dict(config.params)
+    if config.model is not None:
+        cls = get_encoder_class(config.encoder)
+        fields = {f.name for f in dataclasses.fields(cls.config_cls)}
+        if "model" not in fields:
+            raise EncoderError(
+                f"encoder {config.encoder!r} takes no --model (it loads no weights); its params: "
+                f"{', '.join(sorted(fields)) or '(none)'}"
+            )
+        if "model" in params and params["model"] != config.model:
+            raise EncoderError(f"--model {config.model!r} and --param model={params['model']!r} disagree; give one")
+        params["model"] = config.model
+    return build_encoder(config.encoder, params, device=config.device)
+
+
+def resolve_modalities(encoder: Encoder, requested: tuple[str, ...]) -> tuple[str, ...]:
+    if not requested:
+        return tuple(encoder.modalities)
+    unknown = [m for m in requested if m not in encoder.modalities]
+    if unknown:
+        raise EncoderError(
+            f"encoder {encoder.name!r} does not read {', '.join(unknown)}; it reads: {', '.join(encoder.modalities)}"
+        )
+    return tuple(dict.fromkeys(requested))
+
+
+def table_name(encoder: Encoder, modality: str, version: str) -> FeatureTableName:
+    return FeatureTableName.parse(f"{modality}.{encoder.name}.{version}")
+
+
+# -- registry -------------------------------------------------------------------------
+def claim_tables(store: Store, encoder: Encoder, names: list[FeatureTableName]) -> list[EncoderRecord]:
+    """Claim every table's version, refusing before any is claimed if one conflicts."""
+    weights = encoder.weights_fingerprint()
+    wanted = [_record(encoder, name, weights) for name in names]
+    for record in wanted:
+        existing = get_encoder_record(store, record.table_name)
+        if existing is not None and existing.fingerprint != record.fingerprint:
+            claim_version(store, record)  # raises VersionConflictError showing the stored config
+    claimed = [claim_version(store, record) for record in wanted]
+    for record in claimed:
+        _ensure_feature_table(store, encoder, record.table_name)
+    return claimed
+
+
+def _record(encoder: Encoder, name: FeatureTableName, weights: str | None) -> EncoderRecord:
+    return EncoderRecord(
+        table_name=str(name),
+        modality=name.modality,
+        encoder=encoder.name,
+        version=name.version,
+        kind=encoder.kind,
+        shape=tuple(int(d) for d in encoder.shape),
+        dtype=encoder.dtype,
+        params=encoder.config.to_json(),
+        model_id=encoder.model_id,
+        weights_fingerprint=weights,
+        fingerprint=encoder.fingerprint(),
+        code_version=str(encoder.code_version),
+    )
+
+
+def _ensure_feature_table(store: Store, encoder: Encoder, name: str) -> None:
+    shape = tuple(int(d) for d in encoder.shape)
+    table = store.ensure_table(name, feature_schema(shape, encoder.dtype))
+    stored = vector_shape(table.schema)
+    if tuple(stored) != shape:
+        raise SchemaMismatchError(
+            f"table {name} stores vectors of shape {stored} but encoder {encoder.name!r} produces {shape}; "
+            "use a new --version"
+        )
+
+
+def finish_record(store: Store, record: EncoderRecord, segment_ids: set[str]) -> EncoderRecord:
+    """Counts recomputed from the table itself, so resumed and interrupted jobs stay right."""
+    name = record.table_name
+    complete = segment_ids <= store.keys(name)
+    final = replace(
+        record,
+        state="complete" if complete else "building",
+        rows=store.count(name),
+        present=store.count(name, "present = true"),
+        absent=store.count(name, "status = 'absent'"),
+        failed=store.count(name, "status LIKE 'error:%'"),
+    )
+    put_encoder_record(store, final)
+    return final
+
+
+# -- one table ------------------------------------------------------------------------
+def plan_table(segments: list[dict], modality: str, existing: set[str], limit: int | None) -> TablePlan:
+    """Segments without a row: absent ones, and work items (one per distinct text for text)."""
+    todo = [s for s in segments if s["segment_id"] not in existing]
+    skipped = len(segments) - len(todo)
+    todo = todo if limit is None else todo[:limit]
+    absent = [s["segment_id"] for s in todo if not _has_modality(s, modality)]
+    present = [s for s in todo if _has_modality(s, modality)]
+    if modality not in TEXT_COLUMN:
+        return TablePlan(absent, [WorkItem((s["segment_id"],)) for s in present], skipped)
+    by_text: dict[str, list[str]] = {}
+    for s in present:
+        # A flagged-but-empty text goes to the encoder, whose prepare() reports it as bad input.
+        by_text.setdefault(s[TEXT_COLUMN[modality]] or "", []).append(s["segment_id"])
+    return TablePlan(absent, [WorkItem(tuple(ids), text) for text, ids in by_text.items()], skipped)
+
+
+def _has_modality(segment: dict, modality: str) -> bool:
+    flag = PRESENCE_COLUMN[modality]
+    return bool(segment[flag]) if flag else segment[TEXT_COLUMN[modality]] is not None
+
+
+@dataclass
+class _TableJob:
+    """Encode the pending segments of one feature table (the job holds its writer lock)."""
+
+    store: Store
+    encoder: Encoder
+    config: EncodeConfig
+    record: EncoderRecord
+    plan: TablePlan
+    segments: list[dict]
+    preparer: Preparer
+    display: Any
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.record.shape))
+
+    def run(self) -> TableSummary:
+        store, name, plan = self.store, self.record.table_name, self.plan
+        summary = TableSummary(name, pending=plan.pending, skipped_existing=plan.skipped)
+        if plan.pending and self.record.state != "building":
+            put_encoder_record(store, replace(self.record, state="building"))
+        task = self.display.add_task(name, total=plan.pending)
+        writer = BackgroundWriter(store, name, self.config.optimize_every, lambda n: self.display.advance(task, n))
+        started = time.perf_counter()
+        segment_ids = {s["segment_id"] for s in self.segments}
+        try:
+            self._feed(plan, writer, summary)
+        except BaseException:
+            with contextlib.suppress(Exception):  # keep what was queued; the original error wins
+                writer.close()
+                finish_record(store, self.record, segment_ids)
+            raise
+        writer.close()
+        if writer.commits:
+            store.optimize(name)
+        final = finish_record(store, self.record, segment_ids)
+        summary.rows, summary.state = final.rows, final.state
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    def _feed(self, plan: TablePlan, writer: BackgroundWriter, summary: TableSummary) -> None:
+        for start in range(0, len(plan.absent), _ABSENT_CHUNK):
+            chunk = plan.absent[start : start + _ABSENT_CHUNK]
+            writer.put(feature_rows([(sid, None, "absent") for sid in chunk], self.size))
+        summary.absent = len(plan.absent)
+        items = plan.items
+        if self.record.modality in TEXT_COLUMN and plan.skipped:
+            items = self._reuse_known_texts(items, writer, summary)
+
+        def add_model_seconds(seconds: float) -> None:
+            summary.model_seconds += seconds
+
+        failed: Counter = Counter()
+        before = (self.preparer.wait_seconds, self.preparer.inline_chunks, self.preparer.worker_chunks)
+        batch = self.config.batch_size
+        batches = (items[i : i + batch] for i in range(0, len(items), batch))
+        for prepared in self.preparer.chunks(self.record.modality, batches):
+            result = encode_chunk(self.encoder, prepared, self.size, add_model_seconds)
+            if result.failures and self.config.strict:
+                raise BadInputError(self.record.table_name, *result.failures[0])
+            writer.put(result.rows)
+            summary.encoded += result.encoded
+            failed.update(reason_kind(reason) for _, reason in result.failures)
+            summary.failed = dict(failed)
+        summary.input_wait_seconds = self.preparer.wait_seconds - before[0]
+        summary.chunks_inline = self.preparer.inline_chunks - before[1]
+        summary.chunks_in_workers = self.preparer.worker_chunks - before[2]
+
+    def _reuse_known_texts(self, items: list[WorkItem], writer, summary: TableSummary) -> list[WorkItem]:
+        """Copy vectors of texts this table already holds (e.g. a new segment of an encoded song)."""
+        known_rows = self.store.read(self.record.table_name, ["segment_id", "vector"], where="present = true")
+        if not known_rows.num_rows:
+            return items
+        text_of = {s["segment_id"]: s[TEXT_COLUMN[self.record.modality]] for s in self.segments}
+        vectors = known_rows.column("vector").combine_chunks().flatten().to_numpy().reshape(-1, self.size)
+        known: dict[str, np.ndarray] = {}
+        for sid, vector in zip(known_rows.column("segment_id").to_pylist(), vectors):
+            known.setdefault(text_of.get(sid), vector)
+        for item in items:
+            if item.text in known:
+                writer.put(feature_rows([(sid, known[item.text], None) for sid in item.segment_ids], self.size))
+                summary.reused += len(item.segment_ids)
+        summary.encoded += summary.reused
+        return [item for item in items if item.text not in known]
+
+
+def reason_kind(reason: str) -> str:
+    """Group error reasons that differ only in numbers ("3 NaN samples" ~ "5 NaN samples")."""
+    return re.sub(r"\d+(\.\d+)?", "N", reason)
+
+
+# -- progress -------------------------------------------------------------------------
+class _RateColumn(ProgressColumn):
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.1f} seg/s" if speed else "- seg/s", style="progress.data.speed")
+
+
+class _NoProgress:
+    def add_task(self, *args, **kwargs) -> int:
+        return 0
+
+    def advance(self, *args, **kwargs) -> None:
+        return None
+
+
+@contextlib.contextmanager
+def _progress_display(enabled: bool):
+    if not enabled:
+        yield _NoProgress()
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _RateColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    # stderr, so `--json` output on stdout stays parseable.
+    with Progress(*columns, console=Console(stderr=True)) as progress:
+        yield progress

@@ -1,0 +1,82 @@
+"""Which feature tables a store holds, and how much of each colour they cover.
+
+Backs `chromatic versions`: coverage is the share of segments (overall and per
+colour) whose row in the table has a vector, so a table that is missing Blue's
+MIDI is visible before anyone trains on it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from featurestore.errors import StoreError
+from featurestore.registry import EncoderRecord, list_encoder_records
+from featurestore.schemas import SEGMENTS, SYSTEM_TABLES, FeatureTableName, vector_shape
+from featurestore.store import Store
+from featurestore.taxonomy import COLORS
+
+
+def list_versions(store: Store) -> list[dict]:
+    """One plain dict per feature table (registered or not), sorted by table name."""
+    records = {r.table_name: r for r in list_encoder_records(store)}
+    names = sorted(set(records) | {n for n in store.table_names() if _is_feature_table(n)})
+    colors = segment_colors(store)
+    return [version_info(store, name, records.get(name), colors) for name in names]
+
+
+def segment_colors(store: Store) -> dict[str, str]:
+    if not store.has_table(SEGMENTS):
+        return {}
+    table = store.read(SEGMENTS, columns=["segment_id", "color"])
+    return dict(zip(table.column("segment_id").to_pylist(), table.column("color").to_pylist()))
+
+
+def version_info(store: Store, name: str, record: EncoderRecord | None, colors: dict[str, str]) -> dict:
+    """Identity (from the registry row) plus counts and coverage (from the table itself)."""
+    parsed = FeatureTableName.parse(name)
+    exists = store.has_table(name)
+    present = store.keys(name, where="present = true") if exists else set()
+    info = {
+        "table": name,
+        "modality": parsed.modality,
+        "encoder": parsed.encoder,
+        "version": parsed.version,
+        "kind": record.kind if record else None,
+        "shape": list(record.shape if record else vector_shape(store.table(name).schema)),
+        "dtype": record.dtype if record else None,
+        "params": record.params_dict if record else None,
+        "model_id": record.model_id if record else None,
+        "state": (record.state if exists else "missing table") if record else "unregistered",
+        "rows": store.count(name),
+        "present": len(present),
+        "absent": store.count(name, "status = 'absent'") if exists else 0,
+        "failed": store.count(name, "status LIKE 'error:%'") if exists else 0,
+        "created_at": record.created_at.isoformat() if record and record.created_at else None,
+    }
+    info.update(coverage(present, colors))
+    return info
+
+
+def coverage(present: set[str], colors: dict[str, str]) -> dict:
+    """% of segments with a vector: overall and per colour (taxonomy order)."""
+    totals = Counter(colors.values())
+    covered = Counter(color for sid, color in colors.items() if sid in present)
+    order = [c for c in COLORS if c in totals] + sorted(c for c in totals if c not in COLORS)
+    return {
+        "coverage_pct": _pct(sum(covered.values()), len(colors)),
+        "coverage_pct_by_color": {c: _pct(covered[c], totals[c]) for c in order},
+    }
+
+
+def _pct(part: int, whole: int) -> float:
+    return round(100.0 * part / whole, 1) if whole else 0.0
+
+
+def _is_feature_table(name: str) -> bool:
+    if name in SYSTEM_TABLES:
+        return False
+    try:
+        FeatureTableName.parse(name)
+    except StoreError:
+        return False
+    return True
