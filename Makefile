@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean-store
+.PHONY: demo test clean-store
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -21,9 +21,6 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests
-
-bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
 
 clean-store:
 	rm -rf store/* && touch store/.gitkeep

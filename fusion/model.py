@@ -38,6 +38,10 @@ class FusionConfig:
     fusion: str = "concat"
     dropout: float = 0.3
     modality_dropout: float = 0.15
+    # Probability that a training sample keeps only ONE of its present inputs.
+    # Scoring feeds MIDI alone (plus a concept); in the data that pattern is rare,
+    # so without this the model never learns to read MIDI on its own.
+    solo_dropout: float = 0.0
     cnn_channels: tuple[int, ...] = (8, 16, 32)
     # Max-pool tensor inputs over their last (time) axis first: a 256-step roll at
     # 100 ms becomes 128 steps at 200 ms. Which notes sound survives a max, and the
@@ -69,8 +73,31 @@ class FusionConfig:
         return cls(**data)
 
 
+class Standardize(nn.Module):
+    """(x - mean) / std with the training set's statistics, kept as buffers.
+
+    Weight-free features mix scales (a tempo near 100 beside fractions near 0.1);
+    without this the largest-scale features dominate the first layer. Buffers
+    travel with the weights into model.pt and model.onnx.
+    """
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(size))
+        self.register_buffer("std", torch.ones(size))
+
+    def set_statistics(self, values: torch.Tensor) -> None:
+        if len(values) == 0:
+            return
+        self.mean.copy_(values.mean(dim=0))
+        self.std.copy_(values.std(dim=0, unbiased=False).clamp_min(1e-6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
 def vector_encoder(size: int, embed_dim: int) -> nn.Module:
-    return nn.Sequential(nn.Linear(size, embed_dim), nn.LayerNorm(embed_dim), nn.ReLU())
+    return nn.Sequential(Standardize(size), nn.Linear(size, embed_dim), nn.LayerNorm(embed_dim), nn.ReLU())
 
 
 class TensorEncoder(nn.Module):
@@ -122,6 +149,13 @@ class FusionModel(nn.Module):
         self.heads = nn.ModuleDict({name: nn.Linear(previous, size) for name, size in HEAD_SIZES.items()})
         self.encode_all_rows = False  # True forces the export path (torch.where) in eager mode too
 
+    def fit_input_statistics(self, values: dict, masks: dict) -> None:
+        """Set each vector input's standardisation from its present training rows."""
+        for spec, encoder in zip(self.config.inputs, self.encoders):
+            if spec.kind != "tensor":
+                rows = values[spec.name][masks[spec.name]].reshape(-1, math.prod(spec.shape))
+                encoder[0].set_statistics(torch.as_tensor(rows, dtype=torch.float32))
+
     @property
     def input_names(self) -> list[str]:
         """Flat ONNX input names in forward order: values then mask per input."""
@@ -137,8 +171,8 @@ class FusionModel(nn.Module):
         if len(tensors) != 2 * len(self.config.inputs):
             raise ModelError(f"expected {2 * len(self.config.inputs)} tensors: {', '.join(self.input_names)}")
         values, masks = list(tensors[0::2]), [m.to(torch.bool) for m in tensors[1::2]]
-        if self.training and self.config.modality_dropout > 0:
-            masks = modality_dropout(masks, self.config.modality_dropout)
+        if self.training and (self.config.modality_dropout > 0 or self.config.solo_dropout > 0):
+            masks = modality_dropout(masks, self.config.modality_dropout, self.config.solo_dropout)
         embeddings = [self._embed(i, v, m) for i, (v, m) in enumerate(zip(values, masks))]
         fused = self.trunk(self._fuse(embeddings))
         return {name: head(fused) for name, head in self.heads.items()}, fused
@@ -170,10 +204,17 @@ def _tracing() -> bool:
     return torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.compiler.is_exporting()
 
 
-def modality_dropout(masks: list[torch.Tensor], p: float) -> list[torch.Tensor]:
-    """Drop each present input with probability p, per sample; a sample never loses all its inputs."""
+def modality_dropout(masks: list[torch.Tensor], p: float, solo: float = 0.0) -> list[torch.Tensor]:
+    """Drop each present input with probability p, per sample; with probability `solo`
+    a sample keeps just one of its present inputs (chosen uniformly). A sample never
+    loses all its inputs."""
     present = torch.stack(masks, dim=1)  # [B, n]
     kept = present & (torch.rand(present.shape, device=present.device) >= p)
+    if solo > 0:
+        choice = torch.multinomial(present.float() + 1e-6, 1).squeeze(1)  # a random present input
+        only = F.one_hot(choice, present.shape[1]).bool() & present
+        rows = torch.rand(present.shape[0], device=present.device) < solo
+        kept = torch.where(rows.unsqueeze(1), only, kept)
     lost_all = present.any(dim=1) & ~kept.any(dim=1)
     kept = torch.where(lost_all.unsqueeze(1), present, kept)
     return list(kept.unbind(dim=1))

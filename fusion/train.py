@@ -42,6 +42,7 @@ class TrainConfig:
     seed: int = 0
     fusion: str = "concat"
     modality_dropout: float = 0.15
+    solo_dropout: float = 0.3  # see FusionConfig.solo_dropout (measured in BENCHMARKS.md "Model quality")
     device: str = "cpu"
     # CPU threads for torch; 0 keeps torch's default (one per core). On a CPU shared
     # with other busy jobs, 1 avoids threads waiting on each other (10x faster here).
@@ -53,12 +54,13 @@ class TrainConfig:
             "epochs": self.epochs >= 1, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
             "weight_decay": self.weight_decay >= 0, "patience": self.patience >= 1, "threads": self.threads >= 0,
             "val_fraction": 0 < self.val_fraction < 1, "modality_dropout": 0 <= self.modality_dropout < 1,
+            "solo_dropout": 0 <= self.solo_dropout <= 1,
         }
         bad = [f"{name}={getattr(self, name)!r}" for name, ok in checks.items() if not ok]
         if bad:
             raise ModelError(
                 f"bad training config: {', '.join(bad)}; epochs, batch_size and patience must be >= 1, "
-                "lr > 0, weight_decay and threads >= 0, val_fraction in (0, 1), modality_dropout in [0, 1)"
+                "lr > 0, weight_decay and threads >= 0, val_fraction in (0, 1), modality_dropout in [0, 1), solo_dropout in [0, 1]"
             )
         if self.fusion not in FUSIONS:
             raise ModelError(f"unknown fusion {self.fusion!r}; expected one of {', '.join(FUSIONS)}")
@@ -95,7 +97,10 @@ def _train(store: Store, inputs: dict[str, str], config: TrainConfig, progress: 
     sources, versions = joined.sources, joined.versions
     del joined  # its Arrow table holds a second copy of every vector
     specs = tuple(InputSpec(s.input, s.kind, s.shape) for s in sources.values())
-    model = FusionModel(FusionConfig(specs, fusion=config.fusion, modality_dropout=config.modality_dropout))
+    model = FusionModel(FusionConfig(specs, fusion=config.fusion, modality_dropout=config.modality_dropout,
+                                     solo_dropout=config.solo_dropout))
+    model.fit_input_statistics({k: v[train_idx] for k, v in data.values.items()},
+                               {k: m[train_idx] for k, m in data.masks.items()})
     model.to(device)
     history, summary["best_epoch"] = fit(model, data, train_idx, val_idx, config, progress)
     pred, logits = predict(model, data, val_idx, config.batch_size)

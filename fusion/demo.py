@@ -1,0 +1,134 @@
+"""The main job end to end on the synthetic corpus, with no downloads.
+
+synth -> ingest -> encode (weight-free + bundled MiniLM) -> train (all inputs and
+text-only, same split) -> export/score candidates -> neighbours in a colour.
+
+`run_demo` is a generator of (step, payload) so the CLI decides how to print;
+every step is idempotent, so re-running the demo on the same store resumes
+(re-ingest changes nothing, encoders encode nothing new) and trains fresh runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from encoders.job import EncodeConfig, run_encode
+from featurestore.info import store_info
+from featurestore.ingest import ingest_paths
+from featurestore.store import Store
+from featurestore.synth import SynthConfig, write_corpus
+from featurestore.taxonomy import canonical_color
+from fusion.compare import compare
+from fusion.train import TrainConfig
+
+# (encoder, version, params, modalities): what the offline pipeline stores.
+DEMO_ENCODINGS: tuple[tuple[str, str, dict, tuple[str, ...]], ...] = (
+    ("spectral", "v1", {}, ("audio",)),
+    ("pianoroll", "v1", {}, ("midi",)),
+    ("midistats", "v1", {}, ("midi",)),
+    ("minilm", "v1", {}, ("lyrics", "concept")),
+)
+# midistats, not pianoroll, is the demo's MIDI input: on the small synthetic corpus it
+# generalises across songs better (see BENCHMARKS.md, "Model quality").
+ALL_INPUTS = {"audio": "spectral:v1", "midi": "midistats:v1", "lyrics": "minilm:v1", "concept": "minilm:v1"}
+TEXT_ONLY = {"lyrics": "minilm:v1", "concept": "minilm:v1"}
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    songs: int = 40
+    seed: int = 0
+    epochs: int = 40
+    target: str = "Green"
+    candidates: int = 8  # synthetic candidate songs (held-out seed) scored against the target
+    workers: int = 0  # small corpus: spawning prepare workers costs more than it saves
+
+    def __post_init__(self):
+        object.__setattr__(self, "target", canonical_color(self.target))
+
+
+Emit = Iterator[tuple[str, object]]
+
+
+def run_demo(store: Store, config: DemoConfig, show_progress: bool = True) -> Emit:
+    corpus = _corpus_path(store, config)
+    if not corpus.exists():
+        yield "synth", write_corpus(SynthConfig(songs=config.songs, seed=config.seed), corpus)
+    yield "ingest", ingest_paths(store, [corpus])
+    yield "info", store_info(store)
+    for encoder, version, params, modalities in DEMO_ENCODINGS:
+        job = EncodeConfig(encoder, version, params, modalities=modalities, workers=config.workers)
+        yield "encode", run_encode(store, job, progress=show_progress)
+    rows = compare(store, _grid(), TrainConfig(epochs=config.epochs, seed=config.seed, threads=1))
+    yield "compare", rows
+    best = next((r for r in rows if r["status"] == "ok" and r["inputs"] == ALL_INPUTS), None)
+    if best is None:
+        return
+    yield "run", best
+    yield "score", score_candidates(best["run_dir"], config)
+    yield "neighbors", neighbours_of_one_segment(store, config)
+
+
+def _corpus_path(store: Store, config: DemoConfig) -> Path:
+    return store.side_path("corpus", f"synth-{config.songs}songs-seed{config.seed}.parquet")
+
+
+def _grid() -> dict[str, list[str | None]]:
+    """All inputs vs text only, trained on the same split: the two rows of the README table."""
+    return {
+        "audio": [ALL_INPUTS["audio"], None],
+        "midi": [ALL_INPUTS["midi"], None],
+        "lyrics": [ALL_INPUTS["lyrics"]],
+        "concept": [ALL_INPUTS["concept"]],
+    }
+
+
+def candidate_midis(config: DemoConfig, workdir: Path) -> list[tuple[str, str, bytes]]:
+    """(id, true colour, MIDI bytes) of songs the model never saw (another seed)."""
+    out = workdir / f"candidates-seed{config.seed + 1000}.parquet"
+    if not out.exists():
+        write_corpus(
+            SynthConfig(songs=config.candidates * 2, seed=config.seed + 1000, segments_per_song=(2, 3),
+                        min_seconds=8.0, max_seconds=12.0),
+            out,
+        )
+    table = pq.read_table(out, columns=["segment_id", "rainbow_color", "midi_binary"])
+    seen, picks = set(), []
+    for row in table.to_pylist():
+        if row["midi_binary"] and row["segment_id"].split("_")[0] not in seen:
+            seen.add(row["segment_id"].split("_")[0])
+            picks.append((row["segment_id"], row["rainbow_color"], row["midi_binary"]))
+    return picks[: config.candidates]
+
+
+def score_candidates(run_dir: Path, config: DemoConfig) -> dict:
+    """Rank held-out synthetic MIDI candidates against the target colour (MIDI only + the song concept)."""
+    from fusion.scorer import ChromaticScorer
+
+    picks = candidate_midis(config, Path(run_dir).parent.parent / "corpus")
+    scorer = ChromaticScorer(run_dir)
+    concept = f"a song about {config.target.lower()} things"
+    results = scorer.score_batch(
+        [{"id": cid, "midi": midi} for cid, _, midi in picks], target=config.target, concept=concept
+    )
+    truth = {cid: color for cid, color, _ in picks}
+    return {"target": config.target, "concept": concept, "results": results, "truth": truth}
+
+
+def neighbours_of_one_segment(store: Store, config: DemoConfig, k: int = 5) -> dict:
+    """Nearest segments to one target-colour segment, within its colour, in the audio space."""
+    from featurestore.search import neighbors
+    from featurestore.store import sql_quote
+
+    table = "audio." + ALL_INPUTS["audio"].replace(":", ".")
+    present = store.read(table, ["segment_id"], where="present = true").column("segment_id").to_pylist()
+    of_color = store.read(
+        "segments", ["segment_id"], where=f"color = {sql_quote(config.target)}"
+    ).column("segment_id").to_pylist()
+    query = sorted(set(present) & set(of_color))[0]
+    hits = neighbors(store, table, query, k=k, colors=(config.target,))
+    return {"table": table, "query": query, "color": config.target, "neighbors": hits}
