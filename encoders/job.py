@@ -45,8 +45,16 @@ _DEVICES = ("cpu", "cuda", "mps")
 _ABSENT_CHUNK = 256  # absent rows still carry a zero-filled vector slot; keep each write small
 
 
-def default_workers() -> int:
-    return min(2, os.cpu_count() or 1)
+def default_workers(device: str) -> int:
+    """Prepare inline on CPU; spawned workers only pay off when the model runs elsewhere.
+
+    Measured here (BENCHMARKS.md, Encode): on a 2-core CPU, 2 workers made every
+    encoder 3-17x slower and CLAP's wall/model ratio 1.56 instead of 1.12,
+    because workers and the model compete for the same cores.
+    """
+    if device.split(":")[0] == "cpu":
+        return 0
+    return max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
 @dataclass(frozen=True)
@@ -62,13 +70,15 @@ class EncodeConfig:
     device: str = "cpu"
     limit: int | None = None  # encode at most this many pending segments per table
     strict: bool = False  # stop at the first bad input instead of recording it
-    workers: int = field(default_factory=default_workers)  # 0: prepare inline
+    workers: int | None = None  # 0: prepare inline; None: default_workers(device)
     optimize_every: int = 50  # compact the table after this many commits
 
     def __post_init__(self):
         if isinstance(self.params, dict):
             object.__setattr__(self, "params", tuple(sorted(self.params.items())))
         object.__setattr__(self, "modalities", tuple(self.modalities))
+        if self.workers is None:
+            object.__setattr__(self, "workers", default_workers(self.device))
         for name, low in (("batch_size", 1), ("workers", 0), ("optimize_every", 0)):
             if int(getattr(self, name)) < low:
                 raise EncoderError(f"{name} must be >= {low}, got {getattr(self, name)}")

@@ -100,15 +100,18 @@ def claim_version(store: Store, record: EncoderRecord) -> EncoderRecord:
             f"weights={existing.weights_fingerprint} code={existing.code_version}\n"
             f"  asked:  params={record.params} model={record.model_id} "
             f"weights={record.weights_fingerprint} code={record.code_version}\n"
-            f"Choose a new version (e.g. --version {_next_version(record.version)}) "
+            f"Choose a new version (e.g. --version {_next_free_version(store, record)}) "
             f"or re-run with the stored config to resume."
         )
     return existing
 
 
-def _next_version(version: str) -> str:
-    digits = "".join(ch for ch in version if ch.isdigit())
-    return f"v{int(digits) + 1}" if digits else f"{version}-2"
+def _next_free_version(store: Store, record: EncoderRecord) -> str:
+    """`v<n>` one past the highest numbered version of this modality and encoder."""
+    taken = {r.version for r in list_encoder_records(store)
+             if r.modality == record.modality and r.encoder == record.encoder}
+    numbers = [int(v[1:]) for v in taken if v[:1] == "v" and v[1:].isdigit()]
+    return f"v{max(numbers, default=0) + 1}"
 
 
 @dataclass(frozen=True)
