@@ -8,18 +8,14 @@ vector and a freshly scored one go through identical decoding.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from encoders.base import BadInput, Encoder
+from encoders.smf import SmfContents, read_smf
 from featurestore.errors import EncoderError
-
-if TYPE_CHECKING:
-    import miditoolkit
 
 # soxr's high-quality mode is deterministic and much faster than the
 # polyphase/kaiser resamplers; pinned so vectors never depend on librosa's default.
@@ -34,21 +30,16 @@ def check_modality(encoder: Encoder, modality: str) -> None:
         )
 
 
-def decode_midi(data: bytes) -> "miditoolkit.MidiFile":
-    """Parse standard MIDI file bytes; BadInput with the parser's reason on failure."""
-    import miditoolkit
+def decode_midi(data: bytes) -> SmfContents:
+    """Parse standard MIDI file bytes (encoders/smf.py); BadInput with the reason on failure.
 
+    The reader reproduces what miditoolkit read (clip=True: out-of-range data
+    bytes that real files often carry are clipped), so vectors stored before
+    the switch still match freshly computed ones.
+    """
     if data is None or len(data) == 0:
         raise BadInput("MIDI data is empty (0 bytes)")
-    try:
-        # clip=True tolerates out-of-range data bytes that real files often carry.
-        midi = miditoolkit.MidiFile(file=io.BytesIO(bytes(data)), clip=True)
-    except Exception as exc:  # noqa: BLE001 - any parser failure is a bad item, not a crash
-        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        raise BadInput(f"undecodable MIDI, not a standard MIDI file ({detail})") from exc
-    if midi.ticks_per_beat <= 0:
-        raise BadInput(f"MIDI uses unsupported timing division {midi.ticks_per_beat} (SMPTE timing)")
-    return midi
+    return read_smf(data)
 
 
 def load_midi_path(path: str | Path) -> bytes:
@@ -129,13 +120,14 @@ class NoteTable:
         return int(self.pitch.size)
 
 
-def tempo_map(midi: "miditoolkit.MidiFile") -> tuple[np.ndarray, np.ndarray]:
+def tempo_map(midi: SmfContents) -> tuple[np.ndarray, np.ndarray]:
     """(change ticks, bpm at each) sorted by tick; one tempo per tick (the last wins).
 
-    miditoolkit collects tempo events track by track without sorting, so a
-    tempo event outside track 0 could land out of order; sorting fixes that.
+    Tempo events are collected track by track without sorting (as miditoolkit
+    did), so one outside track 0 could land out of order; sorting fixes that.
     """
-    changes = sorted(((int(tc.time), float(tc.tempo)) for tc in midi.tempo_changes), key=lambda c: c[0])
+    collected = zip(midi.tempo_ticks.tolist(), midi.tempo_bpm.tolist())
+    changes = sorted(((int(tick), float(bpm)) for tick, bpm in collected), key=lambda c: c[0])
     by_tick = dict(changes)
     if not by_tick or 0 not in by_tick:
         by_tick[0] = 120.0  # the MIDI standard's default tempo
@@ -146,7 +138,7 @@ def tempo_map(midi: "miditoolkit.MidiFile") -> tuple[np.ndarray, np.ndarray]:
     return ticks, bpm
 
 
-def ticks_to_seconds(ticks: np.ndarray, midi: "miditoolkit.MidiFile") -> np.ndarray:
+def ticks_to_seconds(ticks: np.ndarray, midi: SmfContents) -> np.ndarray:
     """Tick positions -> seconds through the whole tempo map (piecewise linear)."""
     change_ticks, bpm = tempo_map(midi)
     sec_per_tick = 60.0 / (bpm * midi.ticks_per_beat)
@@ -156,14 +148,10 @@ def ticks_to_seconds(ticks: np.ndarray, midi: "miditoolkit.MidiFile") -> np.ndar
     return segment_start_s[which] + (ticks - change_ticks[which]) * sec_per_tick[which]
 
 
-def note_table(midi: "miditoolkit.MidiFile") -> NoteTable:
-    """Flatten every instrument's notes; type-1 files share track 0's tempo map."""
-    rows = [
-        (n.pitch, n.velocity, n.start, max(n.end, n.start), inst.is_drum)
-        for inst in midi.instruments
-        for n in inst.notes
-    ]
-    arr = np.array(rows, dtype=np.int64).reshape(-1, 5)
+def note_table(midi: SmfContents) -> NoteTable:
+    """Every note of every track; type-1 files share track 0's tempo map."""
+    arr = midi.notes.copy()
+    arr[:, 3] = np.maximum(arr[:, 3], arr[:, 2])  # an end before its start cannot sound
     # Sorting by (start, pitch) makes every downstream statistic order-independent.
     arr = arr[np.lexsort((arr[:, 0], arr[:, 2]))]
     return NoteTable(
