@@ -1,22 +1,22 @@
-"""`chromatic`: a thin typer app. Parse, build a config, call one library function, print.
+"""`chromatic`: a thin typer app. Parse, build a config, call one library function, hand the result to render.
 
-Only this module imports typer. Library errors (ChromaticError) become a red
-message and exit code 2, never a traceback.
+Only this module imports typer; how results look lives in render.py. Library
+errors (ChromaticError) become a red message and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
 
 import functools
-import json
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+import render
 from featurestore.errors import ChromaticError
+
+# Re-exported so commands can keep using cli's helpers by these names.
+from render import console, err_console, print_json, rich_table  # noqa: F401
 
 app = typer.Typer(
     add_completion=False,
@@ -24,15 +24,18 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     help="chromatic-store: an embedding feature store and fusion trainer for music segments.",
 )
-# Piped output (logs, CI) gets wide tables instead of rich's 80-column default.
-console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True)
-
 StoreOpt = Annotated[
     Optional[str],
     typer.Option("--store", help="Store path or URI (default: $CHROMATIC_STORE or ./store)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")]
+ModalityDropoutOpt = Annotated[
+    float, typer.Option(min=0.0, max=0.99, help="Per-sample chance of hiding each present input in training.")
+]
+SoloDropoutOpt = Annotated[
+    float, typer.Option(min=0.0, max=1.0, help="Per-sample chance of keeping only one present input in training.")
+]
 
 
 def friendly_errors(fn):
@@ -49,27 +52,6 @@ def friendly_errors(fn):
     return wrapper
 
 
-def print_json(obj) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
-
-
-def rich_table(title: str, columns: list[str], rows: list[list]) -> Table:
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*[_cell(v) for v in row])
-    return table
-
-
-def _cell(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)
-
-
 def open_store(store: str | None, create: bool = True):
     from featurestore.store import Store
 
@@ -77,17 +59,6 @@ def open_store(store: str | None, create: bool = True):
 
 
 # == data: synth, ingest, info ==================================================
-
-def _synth_summary_rows(summary) -> list[list]:
-    rows = []
-    for color, counts in summary.per_color.items():
-        rows.append([color, counts.songs, counts.segments,
-                     *(f"{100 * counts.coverage(m):.0f}" for m in ("audio", "midi", "lyrics"))])
-    total = summary.total
-    rows.append(["all", total.songs, total.segments,
-                 *(f"{100 * total.coverage(m):.0f}" for m in ("audio", "midi", "lyrics"))])
-    return rows
-
 
 @app.command("synth")
 @friendly_errors
@@ -106,34 +77,13 @@ def synth_command(
     Examples: chromatic synth --songs 40 --seed 0 --out corpus.parquet;
     chromatic synth --songs 8 --max-seconds 8 --out tiny.parquet
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from featurestore.synth import SynthConfig, write_corpus
 
     config = SynthConfig(songs=songs, seed=seed, segments_per_song=(min_segments, max_segments),
                          min_seconds=min_seconds, max_seconds=max_seconds)
-    bar = Progress(TextColumn("synth songs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=err_console, transient=True)
-    task = bar.add_task("synth", total=songs)
-    with bar:
-        summary = write_corpus(config, out, progress=lambda done, total: bar.update(task, completed=done))
-    if json_out:
-        print_json(summary.to_dict())
-        return
-    console.print(rich_table("synthetic corpus", ["colour", "songs", "segments", "% audio", "% MIDI", "% lyrics"],
-                             _synth_summary_rows(summary)))
-    console.print(f"wrote {summary.out}: {summary.bytes / 1e6:.1f} MB, {summary.audio_seconds:.0f} s of audio, "
-                  f"in {summary.seconds:.1f} s")
-    for song, reason in summary.failures:
-        err_console.print(f"[yellow]skipped song {song}:[/] {reason}")
-
-def _ingest_summary_rows(summary) -> list[list]:
-    rows = [["rows read", summary.rows_read], ["ingested (new)", summary.ingested],
-            ["updated", summary.updated], ["rejected", summary.rejected_total]]
-    rows += [[f"  rejected: {reason}", n] for reason, n in sorted(summary.rejected.items())]
-    rows += [[f"  dropped {reason}", n] for reason, n in sorted(summary.modality_dropped.items())]
-    rows += [["rejects file", summary.rejects_path], ["seconds", f"{summary.seconds:.1f}"]]
-    return rows
+    with render.counting_progress("synth songs", total=songs) as progress:
+        summary = write_corpus(config, out, progress=progress)
+    render.print_synth_summary(summary, as_json=json_out)
 
 
 @app.command("ingest")
@@ -153,21 +103,12 @@ def ingest_command(
     Examples: chromatic ingest data/training_segments_media.parquet;
     chromatic ingest my_songs/ --manifest my_songs/segments.csv
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from featurestore.ingest import IngestConfig, ingest_paths
 
     config = IngestConfig(batch_bytes=int(batch_mb * 2**20), manifest=manifest, source=source)
-    bar = Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=err_console, transient=True)
-    task = bar.add_task("ingest", total=None)
-    with bar:
-        summary = ingest_paths(open_store(store), paths, config,
-                               progress=lambda done, total: bar.update(task, completed=done, total=total))
-    if json_out:
-        print_json(summary.to_dict())
-        return
-    console.print(rich_table("ingest", ["", "value"], _ingest_summary_rows(summary)))
+    with render.counting_progress("ingest") as progress:
+        summary = ingest_paths(open_store(store), paths, config, progress=progress)
+    render.print_ingest_summary(summary, as_json=json_out)
 
 
 @app.command("info")
@@ -177,21 +118,10 @@ def info_command(store: StoreOpt = None, json_out: JsonOpt = False):
     from featurestore.info import store_info
 
     info = store_info(open_store(store, create=False))
-    if json_out:
-        print_json(info)
-        return
-    console.print(f"store: {info['uri']}")
-    console.print(rich_table("tables", ["table", "kind", "rows"],
-                             [[t["table"], t["kind"], t["rows"]] for t in info["tables"]]))
-    rows = [[c["color"], c["segments"], f"{c['audio_pct']:.1f}", f"{c['midi_pct']:.1f}", f"{c['lyrics_pct']:.1f}"]
-            for c in info["coverage"]]
-    console.print(rich_table("coverage", ["colour", "segments", "% audio", "% MIDI", "% lyrics"], rows))
+    render.print_info(info, as_json=json_out)
 
 
 # == encoders: encode, versions =================================================
-
-_ENCODE_HEADERS = ["table", "encoded", "absent", "failed", "had rows", "rows", "state", "seconds", "seg/s"]
-
 
 @app.command("encode")
 @friendly_errors
@@ -206,11 +136,11 @@ def encode_command(
         Optional[list[str]], typer.Option("--modality", help="Only this modality; repeatable (default: all it reads).")
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Items per model batch.")] = 32,
-    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    device: DeviceOpt = "cpu",
     limit: Annotated[Optional[int], typer.Option(min=0, help="Encode at most N pending segments per table.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first bad input instead of recording it.")] = False,
     workers: Annotated[
-        Optional[int], typer.Option(min=0, help="Spawned processes for decode/resample (0: inline; default min(2, CPUs)).")
+        Optional[int], typer.Option(min=0, help="Spawned processes for decode/resample (0: inline; default: 0 on cpu, CPUs-1 with a GPU).")
     ] = None,
     store: StoreOpt = None,
     json_out: JsonOpt = False,
@@ -230,19 +160,7 @@ def encode_command(
         **options,
     )
     summary = run_encode(open_store(store, create=False), config)  # progress goes to stderr
-    if json_out:
-        print_json(summary.to_dict())
-        return
-    _print_encode_summary(summary, title=f"encode {summary.encoder}:{summary.version}")
-
-
-def _print_encode_summary(summary, title: str) -> None:
-    rows = [[t.table, t.encoded, t.absent, t.failed_total, t.skipped_existing, t.rows, t.state,
-             f"{t.seconds:.1f}", f"{t.segments_per_s:.1f}"] for t in summary.tables]
-    console.print(rich_table(title, _ENCODE_HEADERS, rows))
-    for t in summary.tables:
-        for reason, count in sorted(t.failed.items(), key=lambda kv: -kv[1]):
-            console.print(f"  {t.table}: {count} x error: {reason}")
+    render.print_encode_result(summary, as_json=json_out)
 
 
 @app.command("versions")
@@ -252,39 +170,11 @@ def versions_command(store: StoreOpt = None, json_out: JsonOpt = False):
     from featurestore.coverage import list_versions
 
     versions = list_versions(open_store(store, create=False))
-    if json_out:
-        print_json(versions)
-        return
-    if not versions:
-        console.print("no feature tables yet; run `chromatic encode --encoder NAME --version v1`")
-        return
-    rows = [[v["table"], f"{v['kind'] or '?'} {'x'.join(map(str, v['shape']))}",
-             " ".join(f"{k}={val}" for k, val in sorted(v["params"].items())) if v["params"] is not None else None,
-             v["model_id"],
-             v["rows"], f"{v['coverage_pct']:.1f}", v["state"], (v["created_at"] or "")[:19]] for v in versions]
-    headers = ["table", "kind/shape", "params", "model", "rows", "% present", "state", "created (UTC)"]
-    console.print(rich_table("feature tables", headers, rows))
-    colors = list(dict.fromkeys(c for v in versions for c in v["coverage_pct_by_color"]))
-    by_color = [[v["table"]] + [f"{v['coverage_pct_by_color'].get(c, 0.0):.0f}" for c in colors] for v in versions]
-    console.print(rich_table("% present by colour", ["table"] + colors, by_color))
+    render.print_versions(versions, as_json=json_out)
 
 # == fusion: train, eval, compare ===============================================
 
 _SPEC_HELP = "ENCODER:VERSION of the {} feature table, e.g. {}; leave out to train without it."
-
-
-def _epoch_line(row: dict, epochs: int) -> str:
-    def pct(value):
-        return "  n/a" if value is None else f"{100 * value:5.1f}"
-
-    return (f"epoch {row['epoch']:>3}/{epochs}  train loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  "
-            f"mode acc {pct(row['val_mode_acc'])}%  colour acc {pct(row['val_color_acc'])}%  {row['seconds']:.1f}s")
-
-
-def _print_metrics(title: str, metrics: dict) -> None:
-    from fusion.metrics import METRICS_TABLE_COLUMNS, metrics_table_rows
-
-    console.print(rich_table(title, METRICS_TABLE_COLUMNS, metrics_table_rows(metrics)))
 
 
 @app.command("train")
@@ -305,13 +195,9 @@ def train_command(
         int, typer.Option(min=1, help="Epochs without a better validation score before stopping.")
     ] = 10,
     val_fraction: Annotated[float, typer.Option(help="Share of each colour's songs held out for validation.")] = 0.2,
-    modality_dropout: Annotated[
-        float, typer.Option(min=0.0, max=0.99, help="Per-sample chance of hiding each present input in training.")
-    ] = 0.15,
-    solo_dropout: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Per-sample chance of keeping only one present input in training.")
-    ] = 0.3,
-    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    modality_dropout: ModalityDropoutOpt = 0.15,
+    solo_dropout: SoloDropoutOpt = 0.3,
+    device: DeviceOpt = "cpu",
     threads: Annotated[
         int, typer.Option(min=0, help="Torch CPU threads (0: one per core; 1 is faster on a busy shared CPU).")
     ] = 0,
@@ -329,19 +215,8 @@ def train_command(
                          val_fraction=val_fraction, seed=seed, fusion=fusion, device=device, threads=threads,
                          modality_dropout=modality_dropout, solo_dropout=solo_dropout)
     result = train(open_store(store, create=False), inputs, config,
-                   progress=lambda row: err_console.print(_epoch_line(row, epochs)))
-    if json_out:
-        print_json({"run_id": result.run_id, "run_dir": str(result.run_dir), "metrics": result.metrics,
-                    "history": result.history, "summary": result.summary})
-        return
-    summary = result.summary
-    _print_metrics(f"{result.run_id}: validation ({summary['val']} segments, best epoch {summary['best_epoch']})",
-                   result.metrics)
-    for table in summary["incomplete_tables"]:
-        console.print(f"[yellow]warning:[/] {table} is still being encoded; its missing segments were masked")
-    for reason, count in sorted(summary["skipped_by_reason"].items()):
-        console.print(f"[yellow]{count} segment(s) skipped or masked: {reason}[/] (listed in manifest.json)")
-    console.print(f"run: {result.run_dir}\nreport: {result.run_dir / 'report.png'}")
+                   progress=lambda row: render.print_epoch(row, epochs))
+    render.print_train_result(result, as_json=json_out)
 
 
 @app.command("eval")
@@ -355,16 +230,8 @@ def eval_command(
     from fusion.train import evaluate_run
 
     result = evaluate_run(open_store(store, create=False), run_id)
-    for table, (recorded, current) in sorted(result.moved_tables.items()):
-        err_console.print(f"[yellow]warning:[/] {table} is now at Lance version {current}; the run was trained on "
-                          f"version {recorded}, which is what was evaluated. Re-train to use the newer data.")
-    if json_out:
-        print_json({"run_id": result.run_id, "metrics": result.metrics, "stored_metrics": result.stored_metrics,
-                    "moved_tables": result.moved_tables})
-        return
-    _print_metrics(f"{result.run_id}: validation (re-computed)", result.metrics)
-    same = "match" if result.metrics == result.stored_metrics else "DIFFER from"
-    console.print(f"re-computed metrics {same} the stored metrics.json")
+    render.warn_moved_tables(result.moved_tables)
+    render.print_eval_result(result, as_json=json_out)
 
 _VERSIONS_HELP = "Comma list of ENCODER:VERSION to try for {}; 'none' = leave it out."
 
@@ -377,29 +244,6 @@ def _version_list(value: str | None) -> list[str | None] | None:
     return [None if item.lower() == "none" else item for item in items]
 
 
-class _CompareProgress:
-    """A rich bar over all epochs of all combinations (on stderr, so --json stays clean)."""
-
-    def __init__(self, epochs: int):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.epochs = epochs
-        self.bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=err_console, transient=True,
-        )
-        self.task = None
-
-    def __call__(self, event: dict) -> None:
-        if self.task is None:
-            self.task = self.bar.add_task("compare", total=event["total"] * self.epochs)
-        label = f"[{event['index']}/{event['total']}] {event['combination']}"
-        if event["stage"] == "epoch":
-            self.bar.update(self.task, advance=1, description=f"{label} epoch {event.get('epoch')}")
-        else:  # early stopping ends a run before its last epoch
-            self.bar.update(self.task, completed=event["index"] * self.epochs, description=label)
-
-
 @app.command("compare")
 @friendly_errors
 def compare_command(
@@ -409,12 +253,8 @@ def compare_command(
     concept: Annotated[Optional[str], typer.Option(help=_VERSIONS_HELP.format("concept"))] = None,
     epochs: Annotated[Optional[int], typer.Option(min=1, help="Epochs per combination.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the song split and training.")] = None,
-    modality_dropout: Annotated[
-        float, typer.Option(min=0.0, max=0.99, help="Per-sample chance of hiding each present input in training.")
-    ] = 0.15,
-    solo_dropout: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Per-sample chance of keeping only one present input in training.")
-    ] = 0.3,
+    modality_dropout: ModalityDropoutOpt = 0.15,
+    solo_dropout: SoloDropoutOpt = 0.3,
     store: StoreOpt = None,
     json_out: JsonOpt = False,
 ):
@@ -423,7 +263,7 @@ def compare_command(
     Example: chromatic compare --audio clap:v1,mert:v1,none --midi pianoroll:v1,pianoroll:v2
     --lyrics minilm:v1 --concept minilm:v1 --epochs 30
     """
-    from fusion.compare import COMPARE_HEADERS, compare, compare_table_rows
+    from fusion.compare import compare
     from fusion.train import TrainConfig
 
     options = {"audio": audio, "midi": midi, "lyrics": lyrics, "concept": concept}
@@ -431,19 +271,10 @@ def compare_command(
     given = {"epochs": epochs, "seed": seed}
     config = TrainConfig(**{k: v for k, v in given.items() if v is not None}, threads=1,
                          modality_dropout=modality_dropout, solo_dropout=solo_dropout)
-    progress = _CompareProgress(config.epochs)
+    progress = render.CompareProgress(config.epochs)
     with progress.bar:
         rows = compare(open_store(store, create=False), grid, config, progress=progress)
-    if json_out:
-        print_json(rows)
-        return
-    trained = [row for row in rows if row["status"] == "ok"]
-    failed = [row for row in rows if row["status"] != "ok"]
-    title = f"compare: validation accuracies (seed {config.seed}, same song split for every row)"
-    console.print(rich_table(title, COMPARE_HEADERS, compare_table_rows(trained)))
-    for row in failed:
-        err_console.print(f"[red]failed[/] {row['combination']}: {row['status']}")
-    console.print(f"{len(trained)} of {len(rows)} combinations trained, {len(failed)} failed.")
+    render.print_compare(rows, config.seed, as_json=json_out)
 
 # == scoring: export, score, embed ==============================================
 
@@ -467,20 +298,7 @@ def export_command(
 
     path = export_onnx(resolve_model_dir(run, store), opset=opset)
     info = export_info(path.parent)
-    if json_out:
-        print_json({"path": str(path), **info})
-        return
-    console.print(f"wrote {path} ({info['bytes'] / 1e6:.2f} MB, opset {info['opset']}, self-contained)")
-    console.print(f"parity vs torch: max abs diff {info['parity_max_abs_diff']:.2e} over {info['parity_rows']} rows "
-                  f"covering all {info['mask_patterns']} mask patterns (tolerance {info['parity_tolerance']:g})")
-
-
-def _score_rows(results) -> list[list]:
-    from featurestore.taxonomy import DIMENSIONS
-
-    return [[r.rank, r.id, r.match, r.predicted_color, r.p_target,
-             " / ".join(r.top_mode(d) for d in DIMENSIONS) if r.error is None else None,
-             r.error] for r in results]
+    render.print_export(path, info, as_json=json_out)
 
 
 @app.command("score")
@@ -507,12 +325,7 @@ def score_command(
     request = ScoreFilesRequest(run=run, target=target, midi=tuple(midi or ()), audio=tuple(audio or ()),
                                 lyrics=lyrics, concept=concept, store_uri=store)
     results = score_files(request)
-    if json_out:
-        print_json([r.to_dict() for r in results])
-        return
-    headers = ["rank", "candidate", "match", "predicted", f"p({target})",
-               "top modes (temporal / spatial / ontological)", "error"]
-    console.print(rich_table(f"chromatic match to {target}", headers, _score_rows(results)))
+    render.print_scores(results, target, as_json=json_out)
 
 
 @app.command("embed")
@@ -526,37 +339,16 @@ def embed_command(
 
     Example: chromatic embed run-20250101-120000-abc123, then chromatic neighbors --table fused.<run>.v1 ...
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from featurestore.registry import get_encoder_record
     from fusion.fused_space import embed_run
 
     opened = open_store(store, create=False)
-    bar = Progress(TextColumn("embed"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=err_console, transient=True)
-    task = bar.add_task("embed", total=None)
-    with bar:
-        name = embed_run(opened, run, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    with render.counting_progress("embed") as progress:
+        name = embed_run(opened, run, progress=progress)
     record = get_encoder_record(opened, name)
-    if json_out:
-        print_json(record.to_row() | {"params": record.params_dict})
-        return
-    masked = {k: v for k, v in record.params_dict["masked_non_finite"].items() if v}
-    console.print(f"wrote {name}: {record.rows} segments, {record.present} embedded, {record.failed} failed, "
-                  f"{record.shape[0]}-d unit vectors (cosine)")
-    for input_name, count in sorted(masked.items()):
-        console.print(f"[yellow]{count} segment(s) had non-finite {input_name} values:[/] embedded with it masked")
+    render.print_embed(name, record, as_json=json_out)
 
 # == search: neighbors, index, inspect ==========================================
-
-_NEIGHBOR_HEADERS = ["rank", "segment_id", "song_id", "colour", "start–end (s)", "distance"]
-
-
-def _span(start, end) -> str:
-    if start is None or end is None:
-        return "-"
-    return f"{start:.1f}–{end:.1f}"
-
 
 @app.command("neighbors")
 @friendly_errors
@@ -590,14 +382,7 @@ def neighbors_command(
         colors=tuple(color or ()), songs=tuple(song or ()), where=where, include_self=include_self, exact=exact,
     )
     resolved, found = find_neighbors(open_store(store, create=False), request)
-    if json_out:
-        print_json({"table": resolved, "neighbors": [n.to_dict() for n in found]})
-        return
-    if not found:
-        console.print(f"no neighbours in {resolved}: no segment with a vector passes the filters")
-        return
-    rows = [[n.rank, n.segment_id, n.song_id, n.color, _span(n.start_s, n.end_s), f"{n.distance:.4f}"] for n in found]
-    console.print(rich_table(f"neighbours in {resolved}", _NEIGHBOR_HEADERS, rows))
+    render.print_neighbors(resolved, found, as_json=json_out)
 
 
 @app.command("index")
@@ -617,11 +402,7 @@ def index_command(
     from featurestore.search import IndexSettings, build_index
 
     summary = build_index(open_store(store, create=False), table, IndexSettings(min_rows=min_rows))
-    if json_out:
-        print_json(summary)
-        return
-    rows = [[key, ", ".join(value) if isinstance(value, list) else value] for key, value in summary.items()]
-    console.print(rich_table(f"index {table}", ["", "value"], rows))
+    render.print_index(table, summary, as_json=json_out)
 
 
 @app.command("inspect")
@@ -640,77 +421,10 @@ def inspect_command(
     from featurestore.diagnostics import inspect_table
 
     report = inspect_table(open_store(store, create=False), table, k=k, out_png=out)
-    if json_out:
-        print_json(report)
-        return
-    _print_inspect(report)
-
-
-def _print_inspect(report: dict) -> None:
-    knn = report["knn"]
-    per_color = knn.get("per_color", {})
-    rows = [[color, c["segments"], c["present"], f"{c['present_pct']:.1f}",
-             " ".join(f"{why}={n}" for why, n in c["missing"].items()) or "-",
-             f"{100 * per_color[color]:.1f}" if color in per_color else "-"]
-            for color, c in report["coverage"].items()]
-    headers = ["colour", "segments", "with vector", "% present", "missing (why)", f"% {knn['k']}-NN correct"]
-    console.print(rich_table(f"inspect {report['table']} ({report['dim']}-d)", headers, rows))
-    if knn["accuracy"] is None:
-        console.print(f"k-NN colour accuracy: n/a ({knn.get('note', 'no rows')})")
-    else:
-        sample = " (seeded sample)" if knn["sampled"] else ""
-        console.print(
-            f"k-NN colour accuracy (k={knn['k']}, neighbours from other songs only, {knn['evaluated']} rows{sample}): "
-            f"[bold]{100 * knn['accuracy']:.1f}%[/]; chance: majority colour {100 * knn['chance_majority']:.1f}%, "
-            f"random by prior {100 * knn['chance_prior']:.1f}%"
-        )
-    if report["unlabelled_vectors"]:
-        console.print(f"{report['unlabelled_vectors']} vectors belong to segments no longer in `segments` (not scored)")
-    if "map" in report:
-        console.print(f"2-D map: {report['map']['png']}")
+    render.print_inspect(report, as_json=json_out)
 
 
 # == demo =======================================================================
-
-
-def _print_demo_step(step: str, payload) -> None:
-    """Render one step of fusion.demo.run_demo."""
-    from fusion.compare import COMPARE_HEADERS, compare_table_rows
-
-    if step == "synth":
-        console.print(rich_table("1. synthetic corpus", ["colour", "songs", "segments", "% audio", "% MIDI",
-                                                          "% lyrics"], _synth_summary_rows(payload)))
-    elif step == "ingest":
-        console.print(rich_table("2. ingest", ["", "value"], _ingest_summary_rows(payload)))
-    elif step == "info":
-        rows = [[c["color"], c["segments"], f"{c['audio_pct']:.0f}", f"{c['midi_pct']:.0f}", f"{c['lyrics_pct']:.0f}"]
-                for c in payload["coverage"]]
-        console.print(rich_table("3. coverage in the store", ["colour", "segments", "% audio", "% MIDI", "% lyrics"],
-                                 rows))
-    elif step == "encode":
-        _print_encode_summary(payload, title=f"4. encode {payload.encoder}:{payload.version}")
-    elif step == "compare":
-        console.print(rich_table("5. train: all inputs vs fewer, same song split (validation accuracies)",
-                                 COMPARE_HEADERS, compare_table_rows(payload)))
-    elif step == "run":
-        console.print(f"model run {payload['run_id']}: report image {Path(payload['run_dir']) / 'report.png'}")
-    elif step == "score":
-        _print_demo_scores(payload)
-    elif step == "neighbors":
-        rows = [[n.rank, n.segment_id, n.song_id, n.color, _span(n.start_s, n.end_s), f"{n.distance:.4f}"]
-                for n in payload["neighbors"]]
-        console.print(rich_table(f"7. neighbours of {payload['query']} within {payload['color']} in {payload['table']}",
-                                 _NEIGHBOR_HEADERS, rows))
-
-
-def _print_demo_scores(payload: dict) -> None:
-    target = payload["target"]
-    rows = [[r.rank, r.id, payload["truth"].get(r.id), r.match, r.predicted_color, r.p_target, r.error]
-            for r in payload["results"]]
-    headers = ["rank", "candidate (held-out song)", "true colour", "match", "predicted", f"p({target})", "error"]
-    console.print(rich_table(f"6. score: MIDI candidates ranked against {target} (concept: {payload['concept']!r})",
-                             headers, rows))
-
 
 @app.command("demo")
 @friendly_errors
@@ -728,12 +442,8 @@ def demo_command(
     from fusion.demo import DemoConfig, run_demo
 
     handle = open_store(store)
-    console.print(f"[bold]chromatic demo[/] on store {handle.uri}")
-    for step, payload in run_demo(handle, DemoConfig(songs=songs, seed=seed, epochs=epochs, target=target),
-                                  show_progress=True):
-        _print_demo_step(step, payload)
-    console.print("[bold green]demo finished.[/] Try: chromatic info, chromatic versions, "
-                  "chromatic neighbors --space spectral:v1 --segment ID --color Green")
+    config = DemoConfig(songs=songs, seed=seed, epochs=epochs, target=target)
+    render.print_demo(handle.uri, run_demo(handle, config, show_progress=True))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from benchmd import replace_section  # noqa: E402  (benchmarks/ is the script's directory)
 from encoders.job import EncodeConfig, plan_table, run_encode  # noqa: E402
 from encoders.pipeline import read_media_inputs  # noqa: E402
 from encoders.registry import build_encoder  # noqa: E402
@@ -35,7 +35,7 @@ from featurestore import Store  # noqa: E402
 from featurestore.schemas import SEGMENTS  # noqa: E402
 
 WEIGHT_FREE = ("spectral", "midistats", "pianoroll", "minilm")
-SECTION = "## Encode"
+SECTION_TITLE = "Encode"
 
 
 def build_synth_store(directory: Path, songs: int) -> Store:
@@ -175,7 +175,7 @@ def machine() -> str:
 
 def render(args, weight_free: list[dict], clap: dict | None, store_rows: int) -> str:
     lines = [
-        SECTION,
+        f"## {SECTION_TITLE}",
         "",
         f"Measured {time.strftime('%Y-%m-%d')} on {machine()}.",
         f"Command: `.venv/bin/python benchmarks/bench_encode.py --songs {args.songs} "
@@ -253,17 +253,6 @@ def clap_reading(c: dict) -> list[str]:
     return lines
 
 
-def write_section(text: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
-    """Replace (or append) the Encode section, keeping every other section as it is."""
-    current = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: text + "\n", current, count=1)
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text
-    path.write_text(updated)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--songs", type=int, default=8)
@@ -287,7 +276,7 @@ def main() -> None:
         text = render(args, rows, clap, store.count(SEGMENTS))
     print(text)
     if args.write:
-        write_section(text)
+        replace_section(SECTION_TITLE, text)
 
 
 if __name__ == "__main__":

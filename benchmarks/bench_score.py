@@ -31,13 +31,15 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmd import replace_section  # noqa: E402  benchmarks/ is the script's directory
 
 from encoders.base import EncoderInput  # noqa: E402
 from encoders.job import EncodeConfig, run_encode  # noqa: E402
 from featurestore.schemas import MEDIA, SEGMENTS  # noqa: E402
 from featurestore.store import Store  # noqa: E402
 
-SECTION = "## Score"
+SECTION_TITLE = "Score"
+SECTION = f"## {SECTION_TITLE}"
 CANDIDATES = 50
 INPUTS = {"midi": "pianoroll:v1", "concept": "minilm:v1"}
 TARGET_MS = 50.0
@@ -176,19 +178,6 @@ def section(result: dict, args) -> str:
     ])
 
 
-def write_section(text: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
-    """Replace (or append) the Score section, keeping every other section as it is."""
-    import re
-
-    current = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: text + "\n", current, count=1)
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text
-    path.write_text(updated)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--songs", type=int, default=16)
@@ -201,7 +190,7 @@ def main() -> None:
     text = section(result, args)
     print(text)
     if args.write:
-        write_section(text)
+        replace_section(SECTION_TITLE, text)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import sys
 import tempfile
 import time
@@ -39,6 +38,7 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmd import replace_section  # noqa: E402  (benchmarks/ is the script's directory)
 from featurestore import Store  # noqa: E402
 from featurestore.schemas import SEGMENTS, SEGMENTS_SCHEMA, feature_schema  # noqa: E402
 from featurestore.search import (  # noqa: E402
@@ -48,7 +48,7 @@ from featurestore.search import (  # noqa: E402
     neighbors,
 )
 
-SECTION = "## Search"
+SECTION_TITLE = "Search"
 TABLE = "audio.bench.v1"
 COLORS = ("Black", "Red", "Orange", "Yellow", "Green", "Blue", "Indigo", "Violet")
 DIM, LATENT, SUBCLUSTERS, SONGS = 512, 48, 16, 800
@@ -202,7 +202,7 @@ def section(r: dict, command: str) -> str:
     ann_u, brute_u, recall_u = r["unfiltered"]
     verdict = "meets" if r["recall"] >= 0.95 else "MISSES"
     lines = [
-        SECTION,
+        f"## {SECTION_TITLE}",
         "",
         f"`{command}` on {platform.machine()} with {os.cpu_count()} CPU cores shared with other engineers' jobs "
         "while measured (latencies are medians over queries, so load inflates them but they are comparable "
@@ -257,17 +257,6 @@ and 0.963 only with refine_factor=10, each slower than IVF_PQ; so `build_index` 
 8-d sub-vectors (64 for 512-d; 32 sub-vectors reached only 0.79-0.88 recall at refine_factor 10-20)."""
 
 
-def write_section(text: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
-    """Replace (or append) the Search section, keeping every other section as it is."""
-    current = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: text + "\n", current, count=1)
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text
-    path.write_text(updated)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=200_000)
@@ -281,7 +270,7 @@ def main() -> None:
     text = section(run(args), command.strip())
     print(text)
     if args.write:
-        write_section(text)
+        replace_section(SECTION_TITLE, text)
 
 
 if __name__ == "__main__":

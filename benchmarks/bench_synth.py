@@ -22,8 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmd import replace_section  # benchmarks/ is the script's directory
+
 ROOT = Path(__file__).resolve().parent.parent
-SECTION = "## Synthetic corpus (chromatic synth)"
+SECTION_TITLE = "Synthetic corpus (chromatic synth)"
 
 
 def child(songs: int, seed: int, out: str) -> None:
@@ -52,7 +54,7 @@ def run(songs: int, seed: int, workdir: Path) -> dict:
 
 def markdown(results: list[dict]) -> str:
     lines = [
-        SECTION,
+        f"## {SECTION_TITLE}",
         "",
         f"`benchmarks/bench_synth.py` on {platform.machine()} with {os.cpu_count()} CPU cores (shared with other"
         " work while measured), default settings (6-12 segments per song, 5-30 s skewed short, 44.1 kHz float32"
@@ -69,20 +71,6 @@ def markdown(results: list[dict]) -> str:
             f"{cov['audio']:.0%} / {cov['midi']:.0%} / {cov['lyrics']:.0%} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def write_section(text: str) -> None:
-    """Replace only this section of BENCHMARKS.md (others own the rest)."""
-    path = ROOT / "BENCHMARKS.md"
-    current = path.read_text() if path.exists() else "# Benchmarks\n"
-    if SECTION in current:
-        head, _, rest = current.partition(SECTION)
-        following = rest.find("\n## ")
-        tail = rest[following + 1 :] if following >= 0 else ""
-        current = head + text + ("\n" + tail if tail else "")
-    else:
-        current = current.rstrip("\n") + "\n\n" + text
-    path.write_text(current)
 
 
 def main() -> None:
@@ -106,7 +94,7 @@ def main() -> None:
         text = markdown(results)
         print(text)
         if args.write:
-            write_section(text)
+            replace_section(SECTION_TITLE, text)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

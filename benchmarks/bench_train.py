@@ -32,8 +32,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from benchmd import replace_section  # benchmarks/ is the script's directory
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+SECTION_TITLE = "Train"
 
 # The parent process stays small on purpose: a child's ru_maxrss starts from the
 # size of the process it was forked from, so the store is built in a child too
@@ -183,7 +186,7 @@ def markdown(results: dict, args) -> str:
             f"{train['val_rows']} val rows; total includes imports, join, artifacts, report and ONNX export",
         ))
     lines = [
-        "## Train",
+        f"## {SECTION_TITLE}",
         "",
         f"`.venv/bin/python benchmarks/bench_train.py --segments {args.segments} --epochs {args.epochs} --write` "
         f"({datetime.now(timezone.utc):%Y-%m-%d}, {platform.machine()}, {os.cpu_count()} CPU cores shared with "
@@ -211,19 +214,6 @@ def markdown(results: dict, args) -> str:
     return "\n".join(lines)
 
 
-def write_section(section: str) -> Path:
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find("## Train\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + ("\n" + text[end + 1 :] if end != -1 else "")
-    path.write_text(text)
-    return path
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--segments", type=int, default=12_000)
@@ -248,7 +238,7 @@ def main() -> None:
     section = markdown(results, args)
     print(section)
     if args.write:
-        print(f"wrote {write_section(section)}")
+        print(f"wrote {replace_section(SECTION_TITLE, section)}")
 
 
 if __name__ == "__main__":
