@@ -63,6 +63,9 @@ def as_candidate(obj: Any, index: int) -> Candidate:
             raise ModelError(f"candidate {index} has unknown field(s) {', '.join(unknown)}; "
                              f"valid fields: {', '.join(CANDIDATE_FIELDS)}")
         candidate = Candidate(**data)
+    if isinstance(candidate.lyrics, str) and not candidate.lyrics.strip():
+        # "" means "no lyrics" (an instrumental), as it does at ingest: take the null path.
+        candidate = dataclasses.replace(candidate, lyrics=None)
     if candidate.id is None:
         path = next((v for v in (candidate.midi, candidate.audio) if isinstance(v, (str, Path))), None)
         candidate = dataclasses.replace(candidate, id=Path(path).name if path else f"candidate-{index}")

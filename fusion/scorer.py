@@ -107,6 +107,8 @@ class ChromaticScorer:
         """Score candidates in one batch; ranked by chromatic match to `target` (input order without one)."""
         color = target_color(target)
         items = [as_candidate(c, i) for i, c in enumerate(candidates)]
+        if isinstance(concept, str) and not concept.strip():
+            concept = None  # as at ingest: an empty concept is no concept
         results = [ScoreResult(c.id, unused=self._unused(c, concept)) for c in items]
         feeds = self._candidate_feeds(items, results)
         if SHARED_INPUT in self.inputs:

@@ -211,6 +211,14 @@ def test_candidate_with_nothing_the_model_takes_fails_alone(scorer):
     assert result.error and "none of the inputs" in result.error
 
 
+def test_empty_text_takes_the_null_path_like_no_text(scorer):
+    midi = midi_bytes([(60, 0, 1, 80), (64, 1, 1, 80)])
+    [with_empty] = scorer.score_batch([{"id": "a", "midi": midi, "lyrics": "  "}], target="Red", concept="")
+    [without] = scorer.score_batch([{"id": "a", "midi": midi}], target="Red")
+    assert with_empty.error is None
+    assert with_empty.color == pytest.approx(without.color)
+
+
 def test_fingerprint_mismatch_is_refused(trained, tmp_path):
     run_dir = trained[2]
     manifest = json.loads((run_dir / MANIFEST).read_text())
