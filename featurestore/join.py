@@ -26,6 +26,9 @@ from featurestore.schemas import KEY, MODALITIES, SEGMENTS, FeatureTableName, ve
 from featurestore.store import Store
 
 LABEL_COLUMNS: tuple[str, ...] = ("segment_id", "song_id", "color", "temporal", "spatial", "ontological")
+# The segment's own lyric availability, whatever the inputs: metrics report the
+# no-lyrics subset on the same rows for every model (see fusion/metrics.py).
+AVAILABILITY_COLUMNS: tuple[str, ...] = ("has_lyrics",)
 _CONVERT_ROWS = 1024  # rows converted to numpy at a time: bounds the temporaries of big tensors
 
 
@@ -98,7 +101,7 @@ def join(store: Store, inputs: dict[str, str], versions: dict[str, int] | None =
     inputs = ordered_inputs(inputs)
     versions = versions or {}
     segments_version = versions.get(SEGMENTS, store.version(SEGMENTS))
-    table = _read_at(store, SEGMENTS, segments_version, list(LABEL_COLUMNS)).sort_by(KEY)
+    table = _read_at(store, SEGMENTS, segments_version, [*LABEL_COLUMNS, *AVAILABILITY_COLUMNS]).sort_by(KEY)
     keys = table.column(KEY)
     sources = {}
     for name, spec in inputs.items():

@@ -36,6 +36,7 @@ class FusionData:
     soft_targets: dict[str, np.ndarray]  # dimension -> [N, 3] float32
     mode_targets: dict[str, np.ndarray]  # dimension -> [N] int, -1 where no single mode
     color_targets: np.ndarray  # [N] int
+    has_lyrics: np.ndarray | None = None  # [N] bool: the segment has lyric text (segments.has_lyrics)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (segment_id, reason)
 
     def __len__(self) -> int:
@@ -66,6 +67,8 @@ def build_dataset(result: JoinResult) -> FusionData:
         segment_ids=segment_ids[keep], song_ids=columns["song_id"], colors=labels.pop("color_name"),
         values=values, masks=masks, soft_targets=labels["soft"], mode_targets=labels["single"],
         color_targets=labels["color"], skipped=skipped,
+        has_lyrics=np.asarray(table.column("has_lyrics").to_pylist(), dtype=bool)[keep]
+        if "has_lyrics" in table.column_names else None,
     )
 
 

@@ -18,8 +18,11 @@ rows by which inputs were present (the masks fed to the model). An input that
 is not part of the model counts as absent on every row.
 
 - ``all``: every row (the same rows as ``overall``);
-- ``no_lyrics``: lyrics absent. Always reported (it is the headline subset:
-  instrumental songs); every row when lyrics is not an input;
+- ``no_lyrics``: segments without lyric text (``Predictions.has_lyrics``, from
+  ``segments.has_lyrics``), whether or not lyrics is an input, so every model
+  in a ``compare`` is measured on the same rows. Always reported (it is the
+  headline subset: instrumental songs). Without ``has_lyrics`` it falls back
+  to the lyrics mask (every row when lyrics is not an input);
 - ``no_audio`` / ``no_midi``: that input absent; reported when it is an input;
 - ``midi_only``: MIDI present, audio and lyrics absent (concept may be present);
   reported when MIDI is an input;
@@ -68,6 +71,7 @@ class Predictions:
     probs: dict[str, np.ndarray]
     targets: dict[str, np.ndarray]
     present: dict[str, np.ndarray]
+    has_lyrics: np.ndarray | None = None  # [N] the segment has lyric text, whether or not lyrics is an input
 
     def __post_init__(self) -> None:
         n = len(self.segment_ids)
@@ -81,6 +85,7 @@ class Predictions:
         if unknown:
             raise ModelError(f"unknown inputs {unknown} in predictions; expected some of {', '.join(INPUT_NAMES)}")
         per_row = [self.song_ids, self.colors, *self.targets.values(), *self.present.values()]
+        per_row += [] if self.has_lyrics is None else [self.has_lyrics]
         if any(len(array) != n for array in per_row):
             raise ModelError(f"predictions arrays disagree in length; every array must have {n} rows")
 
@@ -95,6 +100,8 @@ class Predictions:
             value = getattr(self, f.name)
             if isinstance(value, dict):
                 sliced[f.name] = {key: np.asarray(array)[mask] for key, array in value.items()}
+            elif value is None:
+                sliced[f.name] = None
             else:
                 sliced[f.name] = np.asarray(value)[mask]
         return Predictions(**sliced)
@@ -164,7 +171,8 @@ def subset_masks(pred: Predictions) -> dict[str, np.ndarray]:
     """Row masks of the modality-availability subsets (definitions in the module docstring)."""
     audio, midi, lyrics, concept = (pred.has(name) for name in INPUT_NAMES)
     inputs = set(pred.present)
-    masks = {"all": np.ones(len(pred), dtype=bool), "no_lyrics": ~lyrics}
+    no_lyrics = ~lyrics if pred.has_lyrics is None else ~np.asarray(pred.has_lyrics, dtype=bool)
+    masks = {"all": np.ones(len(pred), dtype=bool), "no_lyrics": no_lyrics}
     if "audio" in inputs:
         masks["no_audio"] = ~audio
         masks["audio_only"] = audio & ~midi & ~lyrics

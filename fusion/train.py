@@ -191,6 +191,7 @@ def predict(model: FusionModel, data: FusionData, index: np.ndarray, batch_size:
         probs={h: F.softmax(logits[h], dim=-1).numpy() for h in HEAD_SIZES},
         targets={**{d: t[index] for d, t in data.mode_targets.items()}, "color": data.color_targets[index]},
         present={name: mask[index] for name, mask in data.masks.items()},
+        has_lyrics=None if data.has_lyrics is None else data.has_lyrics[index],
     )
     return pred, logits
 

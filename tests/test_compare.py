@@ -79,20 +79,23 @@ def test_compare_trains_each_combination_on_the_same_split(tiny_store):
     write_feature_table(tiny_store, "audio", "rand:v1", "has_audio", seed=1)
     write_feature_table(tiny_store, "lyrics", "rand:v1", "has_lyrics", seed=2)
     events = []
-    grid = {"audio": ["rand:v1", None], "lyrics": ["rand:v1"]}
+    grid = {"audio": ["rand:v1", None], "lyrics": ["rand:v1", None]}
     rows = compare(tiny_store, grid, TrainConfig(epochs=2, batch_size=16, seed=3), progress=events.append)
 
-    assert [row["combination"] for row in rows] == ["audio=rand:v1 lyrics=rand:v1", "audio=none lyrics=rand:v1"]
-    assert rows[1]["inputs"] == {"lyrics": "rand:v1"}
+    assert [row["combination"] for row in rows] == [
+        "audio=rand:v1 lyrics=rand:v1", "audio=rand:v1 lyrics=none", "audio=none lyrics=rand:v1"]
+    assert rows[2]["inputs"] == {"lyrics": "rand:v1"}
     for row in rows:
         assert row["status"] == "ok"
         assert set(COMPARE_COLUMNS) <= set(row)
         assert row["n"] > 0 and 0.0 <= row["color_acc"] <= 1.0
         assert row["no_lyrics_n"] > 0  # Green is instrumental in the tiny store
-    assert len({row["run_id"] for row in rows}) == 2
-    assert [e["index"] for e in events if e["stage"] == "done"] == [1, 2]
+    # The no-lyrics rows are the segments without lyrics, even for the model without a lyrics input.
+    assert len({row["no_lyrics_n"] for row in rows}) == 1
+    assert len({row["run_id"] for row in rows}) == 3
+    assert [e["index"] for e in events if e["stage"] == "done"] == [1, 2, 3]
     assert any(e["stage"] == "epoch" for e in events)
 
-    first, second = (validation_songs(Path(row["run_dir"])) for row in rows)
-    assert first and first == second
-    assert rows[0]["n"] == rows[1]["n"]  # same validation segments, whatever the inputs
+    first, *others = (validation_songs(Path(row["run_dir"])) for row in rows)
+    assert first and all(other == first for other in others)
+    assert len({row["n"] for row in rows}) == 1  # same validation segments, whatever the inputs

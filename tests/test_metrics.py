@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -123,6 +124,16 @@ def test_subsets_follow_the_inputs_of_the_model():
     assert set(masks) == {"all", "no_lyrics", "no_midi", "midi_only"}
     # Lyrics is not an input, so no row has lyrics.
     assert masks["no_lyrics"].tolist() == [True, True]
+
+
+def test_no_lyrics_uses_the_segments_own_lyrics_whatever_the_inputs():
+    # A model without a lyrics input is still measured on the segments that have
+    # no lyrics, so models in a compare share the no-lyrics rows.
+    pred = make_predictions(["Red", "Blue", "Green"], present={"midi": [True, True, False]})
+    pred = dataclasses.replace(pred, has_lyrics=np.array([True, False, False]))
+    assert subset_masks(pred)["no_lyrics"].tolist() == [False, True, True]
+    assert compute_metrics(pred)["subsets"]["no_lyrics"]["n"] == 2
+    assert pred.select(np.array([True, False, True])).has_lyrics.tolist() == [True, False]
 
 
 def test_per_color_blocks_cover_only_present_colors():
