@@ -17,6 +17,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from encoders.job import EncodeConfig, run_encode
+from featurestore.errors import StoreError
 from featurestore.info import store_info
 from featurestore.ingest import ingest_paths
 from featurestore.store import Store
@@ -35,7 +36,8 @@ DEMO_ENCODINGS: tuple[tuple[str, str, dict, tuple[str, ...]], ...] = (
 # midistats, not pianoroll, is the demo's MIDI input: on the small synthetic corpus it
 # generalises across songs better (see BENCHMARKS.md, "Model quality").
 ALL_INPUTS = {"audio": "spectral:v1", "midi": "midistats:v1", "lyrics": "minilm:v1", "concept": "minilm:v1"}
-TEXT_ONLY = {"lyrics": "minilm:v1", "concept": "minilm:v1"}
+# Ingest records the corpus file name as each segment's `source`.
+DEMO_SOURCE_PREFIX = "synth-"
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ Emit = Iterator[tuple[str, object]]
 
 
 def run_demo(store: Store, config: DemoConfig, show_progress: bool = True) -> Emit:
+    refuse_stores_with_other_data(store)
     corpus = _corpus_path(store, config)
     if not corpus.exists():
         yield "synth", write_corpus(SynthConfig(songs=config.songs, seed=config.seed), corpus)
@@ -73,8 +76,21 @@ def run_demo(store: Store, config: DemoConfig, show_progress: bool = True) -> Em
     yield "neighbors", neighbours_of_one_segment(store, config)
 
 
+def refuse_stores_with_other_data(store: Store) -> None:
+    """The demo writes synthetic segments; never mix them into a store of real songs."""
+    if not store.has_table("segments"):
+        return
+    other = store.count("segments", f"source IS NULL OR source NOT LIKE '{DEMO_SOURCE_PREFIX}%'")
+    if other:
+        raise StoreError(
+            f"store {store.uri} already holds {other} segments that the demo did not write; the demo adds "
+            f"synthetic songs and trains on everything in the store. Run it on its own store: "
+            f"chromatic demo --store ./demo-store"
+        )
+
+
 def _corpus_path(store: Store, config: DemoConfig) -> Path:
-    return store.side_path("corpus", f"synth-{config.songs}songs-seed{config.seed}.parquet")
+    return store.side_path("corpus", f"{DEMO_SOURCE_PREFIX}{config.songs}songs-seed{config.seed}.parquet")
 
 
 def _grid() -> dict[str, list[str | None]]:
