@@ -395,7 +395,9 @@ def index_command(
     store: StoreOpt = None,
     json_out: JsonOpt = False,
 ):
-    """Build the cosine ANN index (large tables) and scalar indexes for the search filters.
+    """Build the cosine ANN index (large unit-norm tables) and scalar indexes for the search filters.
+
+    Tables of raw statistics (spectral, midistats) get no ANN index: they are searched exactly in standardised space.
 
     Example: chromatic index audio.clap.v1
     """

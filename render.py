@@ -317,6 +317,7 @@ def print_inspect(report: dict, as_json: bool = False) -> None:
             for color, c in report["coverage"].items()]
     headers = ["colour", "segments", "with vector", "% present", "missing (why)", f"% {knn['k']}-NN correct"]
     console.print(rich_table(f"inspect {report['table']} ({report['dim']}-d)", headers, rows))
+    console.print(f"space (the one `neighbors` searches this table in): {report['space']}")
     if knn["accuracy"] is None:
         console.print(f"k-NN colour accuracy: n/a ({knn.get('note', 'no rows')})")
     else:

@@ -4,6 +4,8 @@
 vector), k-NN colour accuracy with neighbours drawn only from OTHER songs (so
 a song's own segments, which share timbre and key, cannot make an encoder look
 good), the chance levels to compare it with, and a 2-D PCA map as a PNG.
+Both are computed in the space `neighbors` searches the table in (plain or
+standardised cosine, `featurestore.space`), so they describe what search sees.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import numpy as np
 
 from featurestore.errors import SearchError
 from featurestore.schemas import SEGMENTS
-from featurestore.search import PRESENT, batch_matrix, feature_dim
+from featurestore.search import feature_dim
+from featurestore.space import PRESENT, VectorSpace, batch_matrix, table_space
 from featurestore.store import Store
 from featurestore.taxonomy import COLORS
 
@@ -39,7 +42,8 @@ def inspect_table(store: Store, table: str, k: int = 10, out_png: Path | None = 
         raise SearchError(f"k must be a positive integer, got {k!r}")
     dim = feature_dim(store, table)
     labels = _segment_labels(store)
-    ids, matrix = _present_vectors(store, table, dim)
+    space = table_space(store, table)
+    ids, matrix = _present_vectors(store, table, dim, space)
     labelled = np.array([sid in labels for sid in ids], dtype=bool)
     ids, matrix = ids[labelled], matrix[labelled]
     songs = np.array([labels[sid][0] for sid in ids], dtype=object)
@@ -47,6 +51,7 @@ def inspect_table(store: Store, table: str, k: int = 10, out_png: Path | None = 
     report = {
         "table": table,
         "dim": dim,
+        "space": space.kind,
         "coverage": coverage_by_color(store, table, labels),
         # Vectors whose segment is gone from `segments` have no colour to score.
         "unlabelled_vectors": int((~labelled).sum()),
@@ -67,7 +72,7 @@ def _segment_labels(store: Store) -> dict[str, tuple[str, str]]:
     }
 
 
-def _present_vectors(store: Store, table: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
+def _present_vectors(store: Store, table: str, dim: int, space: VectorSpace) -> tuple[np.ndarray, np.ndarray]:
     projection = None
     if dim > PROJECT_ABOVE_DIM:
         rng = np.random.default_rng(SEED)
@@ -75,6 +80,7 @@ def _present_vectors(store: Store, table: str, dim: int) -> tuple[np.ndarray, np
     all_ids, parts = [], []
     for batch in store.scan(table, ["segment_id", "vector"], where=PRESENT, batch_size=2048):
         ids, matrix = batch_matrix(batch)
+        matrix = space.transform(matrix)
         all_ids.append(ids)
         parts.append(matrix @ projection if projection is not None else matrix)
     width = PROJECTED_DIM if projection is not None else dim
@@ -112,7 +118,10 @@ def _status_kind(status: str | None) -> str:
 
 # -- k-NN colour accuracy -----------------------------------------------------------
 def knn_color_accuracy(matrix: np.ndarray, colors: np.ndarray, songs: np.ndarray, k: int) -> dict:
-    """Majority colour of the k nearest (cosine) rows from other songs vs the row's own colour."""
+    """Majority colour of the k nearest (cosine) rows from other songs vs the row's own colour.
+
+    `matrix` is already in the table's search space.
+    """
     n = len(matrix)
     sampled = n > KNN_MAX_ROWS
     if sampled:

@@ -9,8 +9,9 @@ are searched exactly in numpy; large ones use the ANN index built by
 `featurestore.vector_index.build_index` when there is one.
 
 The metric is cosine everywhere (index, ANN query, exact search): it equals
-the L2 ranking on normalised embeddings and is scale-free on the raw feature
-vectors of the weight-free encoders.
+the L2 ranking on normalised embeddings. Tables of raw, not unit-norm
+statistics (the weight-free encoders) are first z-scored per feature
+(`featurestore.space`), query included, and then always searched exactly.
 """
 
 from __future__ import annotations
@@ -20,18 +21,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from featurestore.errors import SearchError, StoreError
 from featurestore.schemas import SEGMENTS, SYSTEM_TABLES, FeatureTableName, vector_shape
+from featurestore.space import COSINE_SPACE, PRESENT, VectorSpace, batch_matrix, table_space
 from featurestore.store import Store, sql_in, sql_quote
 from featurestore.taxonomy import TaxonomyError, canonical_color
 from featurestore.vector_index import METRIC, IndexSettings, build_index, usable_vector_index
 
 __all__ = ["Neighbor", "SearchSettings", "IndexSettings", "neighbors", "build_index", "resolve_space"]
 
-PRESENT = "present = true"
 NEIGHBOR_METADATA = ["segment_id", "song_id", "color", "start_s", "end_s"]
 
 
@@ -82,16 +81,19 @@ def neighbors(
 
     `colors`, `songs` and `where` (SQL over `segments` columns) prefilter the
     candidates. Null vectors never come back; the query segment itself only
-    with `include_self`. `exact=None` picks exact or ANN search by size.
+    with `include_self`. `exact=None` picks exact or ANN search by size; tables
+    searched in standardised space (see `featurestore.space`) are always exact.
     """
     if not isinstance(k, int) or k < 1:
         raise SearchError(f"k must be a positive integer, got {k!r}")
     dim = feature_dim(store, table)
     query_id = query if isinstance(query, str) else None
     vector = stored_vector(store, table, query_id) if query_id else checked_query_vector(query, dim, table)
+    space = table_space(store, table)
+    vector = _in_space(space, vector)
     candidates = candidate_segment_ids(store, colors, songs, where)
     skip = set() if include_self or query_id is None else {query_id}
-    hits = _search(store, table, vector, k + len(skip), candidates, exact, settings)
+    hits = _search(store, table, space, vector, k + len(skip), candidates, exact, settings)
     hits = [hit for hit in hits if hit[0] not in skip][:k]
     return _with_metadata(store, hits)
 
@@ -133,6 +135,16 @@ def checked_query_vector(query, dim: int, table: str) -> np.ndarray:
     if not np.any(vector):
         raise SearchError("query vector is all zeros: cosine distance is undefined for it")
     return vector
+
+
+def _in_space(space: VectorSpace, vector: np.ndarray) -> np.ndarray:
+    moved = space.transform(vector)
+    if space.standardised and not np.any(moved):
+        raise SearchError(
+            "the query vector equals the table's per-feature mean, so it has no direction in the standardised "
+            "space this table is searched in; query another segment or file"
+        )
+    return moved
 
 
 def _did_you_mean(store: Store, segment_id: str) -> str:
@@ -195,22 +207,29 @@ def _check_songs(store: Store, songs: Sequence[str]) -> None:
 
 
 # -- search -----------------------------------------------------------------------
-def _search(store, table, vector, limit, candidates, exact, settings) -> list[tuple[str, float]]:
+def _search(store, table, space, vector, limit, candidates, exact, settings) -> list[tuple[str, float]]:
     if candidates is not None and not candidates:
         return []
     tbl = store.table(table)
-    if _searches_exactly(store, table, tbl, candidates, exact, settings):
-        return exact_search(store, table, vector, limit, candidates, settings)
+    if _searches_exactly(store, table, tbl, space, candidates, exact, settings):
+        return exact_search(store, table, vector, limit, candidates, settings, space)
     hits = _ann_search(tbl, vector, limit, candidates, settings)
     if candidates is not None and len(hits) < min(limit, len(candidates)):
         # Fewer hits than candidates: some candidates may simply have no vector, so
         # let the exact scan decide rather than return short.
-        return exact_search(store, table, vector, limit, candidates, settings)
+        return exact_search(store, table, vector, limit, candidates, settings, space)
     return hits
 
 
-def _searches_exactly(store, table, tbl, candidates, exact, settings) -> bool:
+def _searches_exactly(store, table, tbl, space, candidates, exact, settings) -> bool:
     if exact:
+        return True
+    if space.standardised:
+        if exact is False:
+            raise SearchError(
+                f"{table} holds raw feature statistics (not unit-norm vectors), which are searched exactly in "
+                "standardised space; an ANN index would rank by another metric. Drop --ann"
+            )
         return True
     if not usable_vector_index(tbl):
         if exact is False:
@@ -226,14 +245,18 @@ def _searches_exactly(store, table, tbl, candidates, exact, settings) -> bool:
 
 
 def exact_search(
-    store: Store, table: str, vector: np.ndarray, limit: int, candidates: list[str] | None, settings=DEFAULT_SETTINGS
+    store: Store, table: str, vector: np.ndarray, limit: int, candidates: list[str] | None, settings=DEFAULT_SETTINGS,
+    space: VectorSpace = COSINE_SPACE,
 ) -> list[tuple[str, float]]:
-    """Brute-force cosine over the present vectors (of the candidates): [(segment_id, distance)] nearest first."""
+    """Brute-force cosine over the present vectors (of the candidates): [(segment_id, distance)] nearest first.
+
+    `vector` is already in `space`; the stored vectors are moved into it batch by batch.
+    """
     best_ids = np.empty(0, dtype=object)
     best_dist = np.empty(0, dtype=np.float64)
     for ids, matrix in _vector_batches(store, table, candidates, settings):
         best_ids = np.concatenate([best_ids, ids])
-        best_dist = np.concatenate([best_dist, cosine_distances(matrix, vector)])
+        best_dist = np.concatenate([best_dist, cosine_distances(space.transform(matrix), vector)])
         if best_dist.size > limit:
             best_ids, best_dist = _nearest(best_ids, best_dist, limit)
     best_ids, best_dist = _nearest(best_ids, best_dist, limit)
@@ -270,17 +293,6 @@ def _vector_batches(store, table, candidates, settings) -> Iterator[tuple[np.nda
             ids, matrix = batch_matrix(batch)
             if len(ids):
                 yield ids, matrix
-
-
-def batch_matrix(batch: pa.RecordBatch | pa.Table) -> tuple[np.ndarray, np.ndarray]:
-    """(segment ids, [n, dim] float32 matrix) of the rows whose vector is not null."""
-    batch = batch.filter(pc.is_valid(batch.column("vector")))
-    vectors = batch.column("vector")
-    if isinstance(vectors, pa.ChunkedArray):
-        vectors = vectors.combine_chunks()
-    dim = vectors.type.list_size
-    matrix = np.asarray(vectors.flatten(), dtype=np.float32).reshape(-1, dim)
-    return np.asarray(batch.column("segment_id").to_pylist(), dtype=object), matrix
 
 
 def _chunks(ids: list[str], settings: SearchSettings) -> Iterator[list[str]]:

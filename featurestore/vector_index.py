@@ -3,6 +3,8 @@
 The ANN index is trained with the same metric every query uses (cosine), so
 index and query never disagree. Small tables stay exact: below a few thousand
 vectors a brute-force scan is already fast and an index only costs recall.
+Tables of raw statistics stay exact too: they are searched in a standardised
+space (`featurestore.space`) that an index over the stored vectors cannot rank by.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from lancedb.index import BTree, Bitmap, IvfPq
 
 from featurestore.errors import SearchError
 from featurestore.schemas import SEGMENTS, SYSTEM_TABLES, FeatureTableName, vector_shape
+from featurestore.space import PRESENT, table_space
 from featurestore.store import Store
 
 METRIC = "cosine"
@@ -45,10 +48,10 @@ DEFAULT_INDEX_SETTINGS = IndexSettings()
 
 
 def build_index(store: Store, table: str, settings: IndexSettings = DEFAULT_INDEX_SETTINGS) -> dict:
-    """Build scalar indexes for filters and, on a large enough table, a cosine ANN index.
+    """Build scalar indexes for filters and, on a large enough unit-norm table, a cosine ANN index.
 
-    Returns a summary: table, kind (IVF_PQ or exact), rows, seconds, the
-    index parameters and the scalar indexes made.
+    Returns a summary: table, space, kind (IVF_PQ or exact), rows, seconds,
+    the index parameters and the scalar indexes made.
     """
     if table in SYSTEM_TABLES:
         raise SearchError(f"{table!r} is a system table; index a feature table such as audio.clap.v1")
@@ -56,8 +59,9 @@ def build_index(store: Store, table: str, settings: IndexSettings = DEFAULT_INDE
     started = time.perf_counter()
     with store.writer(table, timeout_s=settings.lock_timeout_s):
         scalar = _scalar_indexes(store, table, FEATURE_SCALAR_INDEXES)
-        rows = store.count(table, "present = true")
-        summary = _vector_index(store, table, rows, settings)
+        rows = store.count(table, PRESENT)
+        space = table_space(store, table)
+        summary = {"space": space.kind, **_vector_index(store, table, rows, space.standardised, settings)}
     if store.has_table(SEGMENTS):
         with store.writer(SEGMENTS, timeout_s=settings.lock_timeout_s):
             scalar += _scalar_indexes(store, SEGMENTS, SEGMENT_SCALAR_INDEXES)
@@ -65,13 +69,15 @@ def build_index(store: Store, table: str, settings: IndexSettings = DEFAULT_INDE
             "seconds": round(time.perf_counter() - started, 3)}
 
 
-def _vector_index(store: Store, table: str, rows: int, settings: IndexSettings) -> dict:
+def _vector_index(store: Store, table: str, rows: int, standardised: bool, settings: IndexSettings) -> dict:
     threshold = max(settings.min_rows, PQ_MIN_ROWS)
     tbl = store.table(table)
-    if rows < threshold:
+    if standardised or rows < threshold:
         stale = _vector_index_name(tbl)
-        if stale:  # an index from when the table was larger would only cost recall now
+        if stale:  # an index from when the table was larger (or unit-norm) would only cost recall now
             tbl.drop_index(stale)
+        if standardised:
+            return {"kind": "exact", "note": "vectors are not unit-norm: searched exactly in standardised space"}
         return {"kind": "exact", "note": f"{rows} vectors < {threshold}: exact search is fast and exact"}
     dim = math.prod(vector_shape(tbl.schema))
     params = {

@@ -18,6 +18,7 @@ from featurestore.errors import SearchError
 from featurestore.registry import EncoderRecord, put_encoder_record
 from featurestore.schemas import MEDIA, SEGMENTS, SEGMENTS_SCHEMA, feature_schema
 from featurestore.search import IndexSettings, SearchSettings, build_index, neighbors, resolve_space
+from featurestore.space import table_space
 
 DIM = 8
 TABLE = "audio.toy.v1"
@@ -48,6 +49,10 @@ def register(store: Store, name: str, encoder, shape) -> None:
     ))
 
 
+def unit(vector: np.ndarray) -> np.ndarray:
+    return vector / np.linalg.norm(vector)
+
+
 def segment_meta(store: Store) -> dict[str, dict]:
     return {row["segment_id"]: row for row in store.read(SEGMENTS).to_pylist()}
 
@@ -62,14 +67,17 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def toy(tiny):
-    """Every non-Green vector hugs e0; Green ones point away, so a postfilter on e0's top-k finds no Green."""
+    """Every non-Green vector hugs e0; Green ones point away, so a postfilter on e0's top-k finds no Green.
+
+    Unit-norm, like a learned embedding: the table is searched in plain cosine.
+    """
     tiny_store = tiny
     rng = np.random.default_rng(0)
     meta = segment_meta(tiny_store)
     vectors, absent = {}, set()
     for i, (sid, row) in enumerate(sorted(meta.items())):
         base = np.eye(DIM)[1] if row["color"] == "Green" else np.eye(DIM)[0]
-        vectors[sid] = base + 0.05 * rng.standard_normal(DIM)
+        vectors[sid] = unit(base + 0.05 * rng.standard_normal(DIM))
         if i % 7 == 3:  # every seventh segment has no vector
             vectors[sid], absent = None, absent | {sid}
     write_features(tiny_store, TABLE, vectors)
@@ -172,6 +180,7 @@ def test_query_by_file_equals_query_by_stored_segment(midistats_store, tmp_path)
     sid = next(s for s in sorted(midi) if midi[s] is not None and s.startswith("violet"))
     path = tmp_path / "query.mid"
     path.write_bytes(midi[sid])
+    assert table_space(store, "midi.midistats.v1").standardised  # raw statistics: query z-scored like the rows
     table, by_file = find_neighbors(store, NeighborQuery(space="midistats:v1", midi_path=path, k=6))
     by_segment = neighbors(store, table, sid, k=6, include_self=True)
     assert table == "midi.midistats.v1"
@@ -200,7 +209,7 @@ def test_query_input_must_match_the_table_modality(midistats_store, tmp_path):
 
 
 def _clustered_store(path, n=3000, seed=1):
-    """n segments, 8 colours x 4 songs, 32-d vectors clustered by colour then song."""
+    """n segments, 8 colours x 4 songs, unit 32-d vectors clustered by colour then song."""
     rng = np.random.default_rng(seed)
     store = Store.open(path)
     colors, songs_per_color = TINY_COLORS, 4
@@ -212,7 +221,7 @@ def _clustered_store(path, n=3000, seed=1):
         sid = f"seg{i:05d}"
         rows.append(dict(segment_id=sid, song_id=f"{colors[c].lower()}-{s}", color=colors[c], start_s=float(i % 50),
                          end_s=float(i % 50) + 10, has_audio=True, has_midi=False, has_lyrics=False))
-        vectors[sid] = None if i % 10 == 9 else song_centres[c, s] + 0.5 * rng.standard_normal(32)
+        vectors[sid] = None if i % 10 == 9 else unit(song_centres[c, s] + 0.5 * rng.standard_normal(32))
     store.ensure_table(SEGMENTS)
     store.upsert(SEGMENTS, pa.Table.from_pylist(rows, schema=SEGMENTS_SCHEMA))
     write_features(store, "audio.big.v1", vectors)
@@ -282,3 +291,96 @@ def test_cli_neighbors_json_and_friendly_errors(toy):
     assert out["table"] == TABLE and [n["color"] for n in out["neighbors"]] == ["Green"] * 3
     bad = runner.invoke(app, ["neighbors", "--store", store.uri, "--table", TABLE, "--segment", sid, "--color", "Teal"])
     assert bad.exit_code == 2 and "unknown colour" in bad.output
+
+
+# -- search space: raw statistics are z-scored, unit-norm embeddings are not ------------------
+def _raw_stat_vectors(meta: dict, seed: int = 5) -> dict:
+    """Like spectral statistics: a large near-constant level (dB-like), one huge-scale noise feature
+    (MFCC-like) and small colour-informative features (fractions near 0.1)."""
+    rng = np.random.default_rng(seed)
+    vectors = {}
+    for i, (sid, row) in enumerate(sorted(meta.items())):
+        colour_part = 0.1 * np.eye(len(TINY_COLORS))[TINY_COLORS.index(row["color"])]
+        colour_part = colour_part + 0.005 * rng.standard_normal(len(TINY_COLORS))
+        large = [1000.0 + rng.standard_normal(), 300.0 * rng.standard_normal()]
+        vectors[sid] = None if i % 9 == 4 else np.concatenate([large, colour_part])
+    return vectors
+
+
+def _same_colour_share(ids: list[str], matrix: np.ndarray, meta: dict, k: int) -> float:
+    unit_rows = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+    sims = unit_rows @ unit_rows.T
+    np.fill_diagonal(sims, -np.inf)
+    nearest = np.argsort(-sims, axis=1)[:, :k]
+    colours = np.array([meta[sid]["color"] for sid in ids])
+    return float((colours[nearest] == colours[:, None]).mean())
+
+
+@pytest.fixture(scope="module")
+def raw_stats(tiny):
+    meta = segment_meta(tiny)
+    vectors = _raw_stat_vectors(meta)
+    write_features(tiny, "audio.rawstat.v1", vectors)
+    return tiny, meta, vectors
+
+
+def test_raw_statistics_are_searched_in_standardised_space(raw_stats):
+    store, meta, vectors = raw_stats
+    ids = sorted(s for s, v in vectors.items() if v is not None)
+    raw = np.array([vectors[s] for s in ids])
+    assert _same_colour_share(ids, raw, meta, k=3) < 0.25  # chance ~0.11: raw cosine sees only the noise
+    found = {sid: neighbors(store, "audio.rawstat.v1", sid, k=3) for sid in ids}
+    same = np.mean([[n.color == meta[sid]["color"] for n in hits] for sid, hits in found.items()])
+    assert same >= 0.9
+    # Distances are 1 - cosine after z-scoring with the present vectors' mean and std.
+    z = (raw - raw.mean(axis=0)) / raw.std(axis=0)
+    z_unit = dict(zip(ids, z / np.linalg.norm(z, axis=1, keepdims=True)))
+    query = ids[0]
+    for n in found[query]:
+        assert n.distance == pytest.approx(1 - z_unit[query] @ z_unit[n.segment_id], abs=1e-5)
+    report = inspect_table(store, "audio.rawstat.v1", k=3)
+    assert report["space"] == "standardised cosine" and report["knn"]["accuracy"] >= 0.8
+
+
+def test_standardised_search_keeps_prefilter_null_and_self_guarantees(raw_stats):
+    store, meta, vectors = raw_stats
+    absent = {s for s, v in vectors.items() if v is None}
+    query = next(s for s in sorted(vectors) if vectors[s] is not None and meta[s]["color"] == "Red")
+    green = neighbors(store, "audio.rawstat.v1", query, k=3, colors=["Green"])
+    assert len(green) == 3 and {n.color for n in green} == {"Green"}
+    everything = neighbors(store, "audio.rawstat.v1", query, k=1000)
+    assert len(everything) == len(vectors) - len(absent) - 1
+    assert query not in {n.segment_id for n in everything} and not {n.segment_id for n in everything} & absent
+    by_vector = neighbors(store, "audio.rawstat.v1", vectors[query], k=1)  # a raw vector query is z-scored too
+    assert by_vector[0].segment_id == query and by_vector[0].distance == pytest.approx(0.0, abs=1e-5)
+
+
+def test_unit_norm_table_keeps_plain_cosine(tiny):
+    meta = segment_meta(tiny)
+    rng = np.random.default_rng(8)
+    vectors = {sid: unit(rng.standard_normal(DIM)) for sid in sorted(meta)}
+    write_features(tiny, "audio.unitnorm.v1", vectors)
+    query = unit(rng.standard_normal(DIM))
+    found = neighbors(tiny, "audio.unitnorm.v1", query, k=len(meta))
+    assert len(found) == len(meta)
+    for n in found:
+        assert n.distance == pytest.approx(1 - float(vectors[n.segment_id] @ query), abs=1e-5)
+    assert inspect_table(tiny, "audio.unitnorm.v1", k=3)["space"] == "cosine"
+
+
+def test_index_on_raw_statistics_stays_exact_and_search_still_works(tmp_path):
+    store, vectors = _clustered_store(tmp_path / "mixed", n=400)
+    settings = IndexSettings(min_rows=0, rows_per_partition=500)
+    assert build_index(store, "audio.big.v1", settings)["kind"] == "IVF_PQ"
+    # The same rows rewritten as raw statistics: per-feature scales from 0.01 to 1000.
+    scales = np.logspace(-2, 3, 32)
+    write_features(store, "audio.big.v1", {s: None if v is None else v * scales + 50.0 for s, v in vectors.items()})
+    summary = build_index(store, "audio.big.v1", settings)
+    assert summary["kind"] == "exact" and summary["space"] == "standardised cosine"
+    assert "standardised space" in summary["note"] and summary["scalar_indexes"]
+    ann_always = SearchSettings(exact_below=0)
+    found = neighbors(store, "audio.big.v1", "seg00007", k=10, colors=["Blue"], settings=ann_always)
+    assert len(found) == 10 and {n.color for n in found} == {"Blue"}
+    assert found == neighbors(store, "audio.big.v1", "seg00007", k=10, colors=["Blue"], exact=True)
+    with pytest.raises(SearchError, match="standardised space.*Drop --ann"):
+        neighbors(store, "audio.big.v1", "seg00007", exact=False)
