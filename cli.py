@@ -153,11 +153,10 @@ def encode_command(
     from encoders.job import EncodeConfig, run_encode
     from encoders.registry import parse_param_pairs
 
-    options = {"workers": workers} if workers is not None else {}
     config = EncodeConfig(
         encoder=encoder, version=version, params=parse_param_pairs(param or []), model=model,
         modalities=tuple(modality or ()), batch_size=batch_size, device=device, limit=limit, strict=strict,
-        **options,
+        workers=workers,
     )
     summary = run_encode(open_store(store, create=False), config)  # progress goes to stderr
     render.print_encode_result(summary, as_json=json_out)

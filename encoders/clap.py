@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from encoders.base import EncoderConfig, EncoderInput
-from encoders.hf import HFEncoder, check_window_params, cut_windows, l2_normalize, load_component, to_numpy
+from encoders.hf import HFEncoder, check_window_params, cut_windows, l2_normalize, to_numpy
 from encoders.media import check_audio, check_modality, resample
 from encoders.registry import register
 from featurestore.errors import EncoderError
@@ -49,14 +49,6 @@ class ClapEncoder(HFEncoder):
     @property
     def shape(self) -> tuple[int, ...]:
         return (int(self.hf_config().projection_dim),)
-
-    def feature_extractor(self):
-        from transformers import AutoFeatureExtractor
-
-        return self.lazy(
-            "feature_extractor",
-            lambda: load_component(AutoFeatureExtractor.from_pretrained, self.model_dir(), "feature extractor"),
-        )
 
     def _truncation(self) -> str:
         # LAION ships fused checkpoints with "fusion" features (4 mel channels)

@@ -277,6 +277,17 @@ class HFEncoder(Encoder):
     def model(self):
         return self.lazy("model", lambda: load_model(self.model_dir(), self.device, self.trust_remote_code))
 
+    def feature_extractor(self):
+        from transformers import AutoFeatureExtractor
+
+        return self.lazy(
+            "feature_extractor",
+            lambda: load_component(
+                AutoFeatureExtractor.from_pretrained, self.model_dir(), "feature extractor",
+                trust_remote_code=self.trust_remote_code,
+            ),
+        )
+
     @property
     def is_loaded(self) -> bool:
         """Whether the model weights are in memory (tests and the scorer's laziness)."""

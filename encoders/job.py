@@ -38,6 +38,7 @@ from encoders.registry import build_encoder, get_encoder_class
 from featurestore.errors import BadInputError, EncoderError, SchemaMismatchError
 from featurestore.registry import EncoderRecord, claim_version, get_encoder_record, put_encoder_record
 from featurestore.schemas import SEGMENTS, FeatureTableName, feature_schema, vector_shape
+from featurestore.space import vector_rows
 from featurestore.store import Store
 
 _SEGMENT_COLUMNS = ["segment_id", "has_audio", "has_midi", "has_lyrics", "lyric_text", "concept_text"]
@@ -357,7 +358,7 @@ class _TableJob:
         if not known_rows.num_rows:
             return items
         text_of = {s["segment_id"]: s[TEXT_COLUMN[self.record.modality]] for s in self.segments}
-        vectors = known_rows.column("vector").combine_chunks().flatten().to_numpy().reshape(-1, self.size)
+        vectors = vector_rows(known_rows.column("vector"))  # present rows only, so aligned with the ids
         known: dict[str, np.ndarray] = {}
         for sid, vector in zip(known_rows.column("segment_id").to_pylist(), vectors):
             known.setdefault(text_of.get(sid), vector)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from encoders.base import BadInput, EncoderConfig, EncoderInput
-from encoders.hf import HFEncoder, check_window_params, cut_windows, load_component, to_numpy
+from encoders.hf import HFEncoder, check_window_params, cut_windows, to_numpy
 from encoders.media import check_audio, check_modality, resample
 from encoders.registry import register
 from featurestore.errors import EncoderError
@@ -74,17 +74,6 @@ class MertEncoder(HFEncoder):
                 f"choose indices in {-n_states}..{n_states - 1} (0 = conv front-end, -1 = last layer)"
             )
         return [i % n_states for i in self.config.layers]
-
-    def feature_extractor(self):
-        from transformers import AutoFeatureExtractor
-
-        return self.lazy(
-            "feature_extractor",
-            lambda: load_component(
-                AutoFeatureExtractor.from_pretrained, self.model_dir(), "feature extractor",
-                trust_remote_code=self.trust_remote_code,
-            ),
-        )
 
     def min_samples(self) -> int:
         """Shortest input that yields one frame from the convolutional front-end."""

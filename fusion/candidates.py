@@ -48,6 +48,11 @@ class Candidate:
         return tuple(name for name in OWN_INPUTS if getattr(self, name) is not None)
 
 
+def text_or_none(text: str | None) -> str | None:
+    """"" (or blanks) means "no text", as it does at ingest: such inputs take the null path."""
+    return None if isinstance(text, str) and not text.strip() else text
+
+
 def as_candidate(obj: Any, index: int) -> Candidate:
     """A Candidate from a Candidate, a dict or another dataclass with the same fields; ids default to the
     MIDI/audio file name, else `candidate-<index>`."""
@@ -63,9 +68,7 @@ def as_candidate(obj: Any, index: int) -> Candidate:
             raise ModelError(f"candidate {index} has unknown field(s) {', '.join(unknown)}; "
                              f"valid fields: {', '.join(CANDIDATE_FIELDS)}")
         candidate = Candidate(**data)
-    if isinstance(candidate.lyrics, str) and not candidate.lyrics.strip():
-        # "" means "no lyrics" (an instrumental), as it does at ingest: take the null path.
-        candidate = dataclasses.replace(candidate, lyrics=None)
+    candidate = dataclasses.replace(candidate, lyrics=text_or_none(candidate.lyrics))
     if candidate.id is None:
         path = next((v for v in (candidate.midi, candidate.audio) if isinstance(v, (str, Path))), None)
         candidate = dataclasses.replace(candidate, id=Path(path).name if path else f"candidate-{index}")

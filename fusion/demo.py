@@ -47,7 +47,6 @@ class DemoConfig:
     epochs: int = 40
     target: str = "Green"
     candidates: int = 8  # synthetic candidate songs (held-out seed) scored against the target
-    workers: int = 0  # small corpus: spawning prepare workers costs more than it saves
 
     def __post_init__(self):
         object.__setattr__(self, "target", canonical_color(self.target))
@@ -64,7 +63,7 @@ def run_demo(store: Store, config: DemoConfig, show_progress: bool = True) -> Em
     yield "ingest", ingest_paths(store, [corpus])
     yield "info", store_info(store)
     for encoder, version, params, modalities in DEMO_ENCODINGS:
-        job = EncodeConfig(encoder, version, params, modalities=modalities, workers=config.workers)
+        job = EncodeConfig(encoder, version, params, modalities=modalities)
         yield "encode", run_encode(store, job, progress=show_progress)
     rows = compare(store, _grid(), TrainConfig(epochs=config.epochs, seed=config.seed, threads=1))
     yield "compare", rows

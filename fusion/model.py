@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -149,12 +150,13 @@ class FusionModel(nn.Module):
         self.heads = nn.ModuleDict({name: nn.Linear(previous, size) for name, size in HEAD_SIZES.items()})
         self.encode_all_rows = False  # True forces the export path (torch.where) in eager mode too
 
-    def fit_input_statistics(self, values: dict, masks: dict) -> None:
-        """Set each vector input's standardisation from its present training rows."""
+    def fit_input_statistics(self, values: dict, masks: dict, rows: np.ndarray) -> None:
+        """Set each vector input's standardisation from its present rows among `rows` (training)."""
         for spec, encoder in zip(self.config.inputs, self.encoders):
-            if spec.kind != "tensor":
-                rows = values[spec.name][masks[spec.name]].reshape(-1, math.prod(spec.shape))
-                encoder[0].set_statistics(torch.as_tensor(rows, dtype=torch.float32))
+            if spec.kind != "tensor":  # tensors (piano rolls, 0..1) need none; don't copy them
+                present = rows[masks[spec.name][rows]]
+                vectors = values[spec.name][present].reshape(-1, math.prod(spec.shape))
+                encoder[0].set_statistics(torch.as_tensor(vectors, dtype=torch.float32))
 
     @property
     def input_names(self) -> list[str]:

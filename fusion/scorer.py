@@ -43,6 +43,7 @@ from fusion.candidates import (
     fill_scores,
     rank,
     target_color,
+    text_or_none,
 )
 
 # fusion.runs.MANIFEST, repeated here because fusion.runs imports torch (tests check they agree).
@@ -107,8 +108,7 @@ class ChromaticScorer:
         """Score candidates in one batch; ranked by chromatic match to `target` (input order without one)."""
         color = target_color(target)
         items = [as_candidate(c, i) for i, c in enumerate(candidates)]
-        if isinstance(concept, str) and not concept.strip():
-            concept = None  # as at ingest: an empty concept is no concept
+        concept = text_or_none(concept)
         results = [ScoreResult(c.id, unused=self._unused(c, concept)) for c in items]
         feeds = self._candidate_feeds(items, results)
         if SHARED_INPUT in self.inputs:

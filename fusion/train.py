@@ -99,8 +99,7 @@ def _train(store: Store, inputs: dict[str, str], config: TrainConfig, progress: 
     specs = tuple(InputSpec(s.input, s.kind, s.shape) for s in sources.values())
     model = FusionModel(FusionConfig(specs, fusion=config.fusion, modality_dropout=config.modality_dropout,
                                      solo_dropout=config.solo_dropout))
-    model.fit_input_statistics({k: v[train_idx] for k, v in data.values.items()},
-                               {k: m[train_idx] for k, m in data.masks.items()})
+    model.fit_input_statistics(data.values, data.masks, train_idx)
     model.to(device)
     history, summary["best_epoch"] = fit(model, data, train_idx, val_idx, config, progress)
     pred, logits = predict(model, data, val_idx, config.batch_size)
