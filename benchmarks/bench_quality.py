@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import nullcontext
 from pathlib import Path
+from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -23,16 +25,21 @@ from encoders.job import EncodeConfig, run_encode  # noqa: E402
 from featurestore.ingest import ingest_paths  # noqa: E402
 from featurestore.store import Store  # noqa: E402
 from featurestore.synth import SynthConfig, write_corpus  # noqa: E402
+from fusion.model import Standardize  # noqa: E402
 from fusion.scorer import ChromaticScorer  # noqa: E402
 from fusion.train import TrainConfig, train  # noqa: E402
 
 TEXT = {"lyrics": "minilm:v1", "concept": "minilm:v1"}
-# name -> (inputs, modality dropout, solo dropout)
+# name -> (inputs, modality dropout, solo dropout); names ending in NO_STANDARDISE
+# train with the model's per-input standardisation switched off (an ablation).
+NO_STANDARDISE = "(no input standardisation)"
 GRID = {
     "all, pianoroll, md 0.15": ({"audio": "spectral:v1", "midi": "pianoroll:v1", **TEXT}, 0.15, 0.0),
     "all, pianoroll, md 0.40": ({"audio": "spectral:v1", "midi": "pianoroll:v1", **TEXT}, 0.40, 0.0),
     "all, pianoroll, solo 0.3": ({"audio": "spectral:v1", "midi": "pianoroll:v1", **TEXT}, 0.15, 0.3),
     "all, midistats, solo 0.3": ({"audio": "spectral:v1", "midi": "midistats:v1", **TEXT}, 0.15, 0.3),
+    f"all, midistats, solo 0.3 {NO_STANDARDISE}": (
+        {"audio": "spectral:v1", "midi": "midistats:v1", **TEXT}, 0.15, 0.3),
     "text only": (TEXT, 0.15, 0.3),
     "MIDI only, pianoroll": ({"midi": "pianoroll:v1"}, 0.15, 0.0),
     "MIDI only, midistats": ({"midi": "midistats:v1"}, 0.15, 0.0),
@@ -96,7 +103,9 @@ def main() -> None:
     for name, (inputs, dropout, solo) in GRID.items():
         config = TrainConfig(epochs=args.epochs, seed=args.seed, threads=1, modality_dropout=dropout,
                              solo_dropout=solo)
-        result = train(store, inputs, config)
+        ablation = name.endswith(NO_STANDARDISE)
+        with mock.patch.object(Standardize, "set_statistics", lambda self, values: None) if ablation else nullcontext():
+            result = train(store, inputs, config)
         overall, no_lyrics = result.metrics["overall"], result.metrics["subsets"]["no_lyrics"]
         cand = candidate_accuracy(result.run_dir, picked) if "midi" in inputs else None
         cand_text = "-" if cand is None else f"{cand[0]:.3f} ({cand[1]})"
