@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from encoders.base import Encoder, EncoderConfig
-from featurestore.errors import EncoderError
+from encoders.errors import EncoderError
 
 # Files whose content decides a checkpoint's outputs. Weights are hashed in the
 # format transformers will load (safetensors is preferred when both exist);

@@ -35,7 +35,8 @@ from encoders.pipeline import (
     feature_rows,
 )
 from encoders.registry import build_encoder, get_encoder_class
-from featurestore.errors import BadInputError, EncoderError, SchemaMismatchError
+from featurestore.errors import SchemaMismatchError
+from encoders.errors import BadInputError, EncoderError
 from featurestore.registry import EncoderRecord, claim_version, get_encoder_record, put_encoder_record
 from featurestore.schemas import SEGMENTS, FeatureTableName, feature_schema, vector_shape
 from featurestore.space import vector_rows

@@ -15,7 +15,7 @@ import numpy as np
 
 from encoders.base import BadInput, Encoder
 from encoders.smf import SmfContents, read_smf
-from featurestore.errors import EncoderError
+from encoders.errors import EncoderError
 
 # soxr's high-quality mode is deterministic and much faster than the
 # polyphase/kaiser resamplers; pinned so vectors never depend on librosa's default.

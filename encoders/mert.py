@@ -25,7 +25,7 @@ from encoders.base import BadInput, EncoderConfig, EncoderInput
 from encoders.hf import HFEncoder, check_window_params, cut_windows, to_numpy
 from encoders.media import check_audio, check_modality, resample
 from encoders.registry import register
-from featurestore.errors import EncoderError
+from encoders.errors import EncoderError
 
 # Windows per forward pass; the conv front-end's activations dominate memory.
 WINDOWS_PER_FORWARD = 8

@@ -23,7 +23,7 @@ import numpy as np
 from encoders.base import BadInput, Encoder, EncoderConfig, EncoderInput
 from encoders.media import NoteTable, check_modality, decode_midi, note_table
 from encoders.registry import register
-from featurestore.errors import EncoderError
+from encoders.errors import EncoderError
 
 VELOCITY_MODES = ("velocity", "binary")
 DRUM_MODES = ("keep", "drop", "separate")

@@ -33,7 +33,8 @@ import numpy as np
 import pyarrow as pa
 
 from encoders.base import BadInput, Encoder, EncoderInput
-from featurestore.errors import EncoderError, SchemaMismatchError
+from featurestore.errors import SchemaMismatchError
+from encoders.errors import EncoderError
 from featurestore.schemas import MEDIA
 from featurestore.store import Store, sql_in
 

@@ -12,7 +12,7 @@ import importlib
 import typing
 
 from encoders.base import Encoder, EncoderConfig
-from featurestore.errors import EncoderError
+from encoders.errors import EncoderError
 
 _REGISTRY: dict[str, type[Encoder]] = {}
 

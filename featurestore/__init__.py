@@ -6,9 +6,7 @@ taxonomy (e.g. the ONNX scorer) does not pay for importing lancedb.
 
 from featurestore.errors import (
     ChromaticError,
-    EncoderError,
     IngestError,
-    ModelError,
     SchemaMismatchError,
     StoreError,
     TableNotFoundError,
@@ -27,9 +25,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "ChromaticError",
-    "EncoderError",
     "IngestError",
-    "ModelError",
     "SchemaMismatchError",
     "Store",
     "StoreError",

@@ -26,7 +26,7 @@ import numpy as np
 
 from encoders.base import BadInput, EncoderInput
 from encoders.media import check_audio, load_audio_path, load_midi_path
-from featurestore.errors import ModelError
+from fusion.errors import ModelError
 from featurestore.taxonomy import COLORS, DIMENSIONS, MODES, TaxonomyError, canonical_color, color_modes, soft_target
 
 MATCH_DIMENSION_WEIGHT = 0.5  # the rest (0.5) goes to p(color = target)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 
-from featurestore.errors import ChromaticError, ModelError, TableNotFoundError
+from featurestore.errors import ChromaticError, TableNotFoundError
+from fusion.errors import ModelError
 from featurestore.schemas import MODALITIES, FeatureTableName
 from featurestore.store import Store
 from fusion.train import TrainConfig, TrainResult, train

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from featurestore.errors import ModelError
+from fusion.errors import ModelError
 from featurestore.join import JoinResult, input_arrays
 from featurestore.taxonomy import (
     COLORS,

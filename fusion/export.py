@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from featurestore.errors import ModelError
+from fusion.errors import ModelError
 from fusion.model import FusionModel, example_inputs
 from fusion.runs import MANIFEST, Run, load_run_dir
 

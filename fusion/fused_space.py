@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from featurestore.errors import ModelError
+from fusion.errors import ModelError
 from featurestore.join import InputArrays, JoinResult, input_arrays, join
 from featurestore.registry import EncoderRecord, claim_version, put_encoder_record
 from featurestore.schemas import FeatureTableName, feature_schema

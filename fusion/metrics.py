@@ -38,7 +38,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from featurestore.errors import ModelError
+from fusion.errors import ModelError
 from featurestore.taxonomy import COLORS, DIMENSIONS, MODES
 
 METRIC_KEYS: tuple[str, ...] = (

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from featurestore.errors import ModelError
+from fusion.errors import ModelError
 from featurestore.taxonomy import COLORS, DIMENSIONS, MODES
 
 FUSIONS = ("concat", "gated")

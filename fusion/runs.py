@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from featurestore.errors import ModelError
+from fusion.errors import ModelError
 from featurestore.join import JoinSource
 from featurestore.registry import ModelRecord, list_model_records, put_model_record
 from featurestore.store import Store

@@ -31,7 +31,7 @@ import numpy as np
 
 from encoders.base import BadInput, Encoder, EncoderInput
 from encoders.registry import encoder_from_stored
-from featurestore.errors import ModelError
+from fusion.errors import ModelError
 from featurestore.registry import get_model_record
 from featurestore.store import Store
 from fusion.candidates import (

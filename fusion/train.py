@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from featurestore.errors import ModelError
+from fusion.errors import ModelError
 from featurestore.join import join
 from featurestore.store import Store
 from featurestore.taxonomy import DIMENSIONS

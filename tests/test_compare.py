@@ -5,7 +5,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from featurestore.errors import ModelError, StoreError, TableNotFoundError
+from featurestore.errors import StoreError, TableNotFoundError
+from fusion.errors import ModelError
 from featurestore.registry import EncoderRecord, put_encoder_record
 from featurestore.schemas import SEGMENTS, FeatureTableName, feature_schema
 from featurestore.taxonomy import COLORS

@@ -19,7 +19,7 @@ from encoders.base import BadInput, EncoderInput
 from encoders.clap import ClapEncoder, ClapEncoderConfig
 from encoders.mert import MertEncoder, MertEncoderConfig
 from encoders.text import DebertaEncoder, DebertaEncoderConfig, MiniLMEncoder, MiniLMEncoderConfig
-from featurestore.errors import EncoderError
+from encoders.errors import EncoderError
 from tinymodels import build_random_clap, build_tiny_deberta, build_tiny_hubert
 
 CLAP_SR = 48_000

@@ -20,7 +20,7 @@ from encoders.midistats import FEATURE_NAMES, MidiStatsConfig, MidiStatsEncoder
 from encoders.pianoroll import PianoRollConfig, PianoRollEncoder
 from encoders.registry import build_encoder, encoder_from_stored, make_config
 from encoders.spectral import SpectralConfig, SpectralEncoder
-from featurestore.errors import EncoderError
+from encoders.errors import EncoderError
 
 TPB = 480
 

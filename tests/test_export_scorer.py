@@ -24,7 +24,7 @@ import pytest
 import fake_encoders  # noqa: F401 - registers fake_audio / fake_text
 from encoders.base import EncoderInput
 from encoders.job import EncodeConfig, run_encode
-from featurestore.errors import ModelError
+from fusion.errors import ModelError
 from featurestore.registry import get_encoder_record
 from featurestore.schemas import MEDIA, SEGMENTS
 from featurestore.taxonomy import COLORS, DIMENSIONS

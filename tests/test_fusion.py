@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from featurestore import ModelError
+from fusion.errors import ModelError
 from featurestore.join import join
 from featurestore.registry import list_model_records
 from featurestore.schemas import SEGMENTS, SEGMENTS_SCHEMA

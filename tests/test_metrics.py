@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from featurestore.errors import ModelError
+from fusion.errors import ModelError
 from featurestore.taxonomy import COLORS, DIMENSIONS, MODES, color_index, color_modes, single_mode_index
 from fusion.metrics import (
     METRICS_TABLE_COLUMNS,
