@@ -293,7 +293,7 @@ def export_command(
     Example: chromatic export run-20250101-120000-abc123 (train already does this; use it to re-export)
     """
     from fusion.export import export_info, export_onnx
-    from fusion.scorer import resolve_model_dir
+    from fusion.layout import resolve_model_dir
 
     path = export_onnx(resolve_model_dir(run, store), opset=opset)
     info = export_info(path.parent)

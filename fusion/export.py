@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import io
 import itertools
-import json
 import logging
 import os
 import warnings
@@ -35,10 +34,8 @@ import torch
 
 from fusion.errors import ModelError
 from fusion.model import FusionModel, example_inputs
-from fusion.runs import MANIFEST, Run, load_run_dir
-
-ONNX_FILE = "model.onnx"
-ONNX_OUTPUT_NAMES: tuple[str, ...] = ("temporal", "spatial", "ontological", "color", "fused")
+from fusion.layout import ONNX_FILE, ONNX_OUTPUT_NAMES, read_manifest, write_manifest
+from fusion.runs import Run, load_run_dir
 DEFAULT_OPSET = 18
 PARITY_TOLERANCE = 1e-4
 ROWS_PER_PATTERN = 2  # random rows per mask pattern in the parity batch
@@ -73,7 +70,7 @@ def export_onnx(run: Run | str | Path, opset: int = DEFAULT_OPSET) -> Path:
 
 def export_info(run_dir: str | Path) -> dict:
     """The manifest's record of the last export (empty when the run was never exported)."""
-    return json.loads((Path(run_dir) / MANIFEST).read_text()).get("export", {})
+    return read_manifest(run_dir).get("export", {})
 
 
 def _torch_export(model: FusionModel, path: Path, opset: int) -> None:
@@ -163,8 +160,7 @@ def parity_max_abs_diff(model: FusionModel, onnx_path: Path, seed: int = 0) -> t
 def _record_export(run: Run, path: Path, opset: int, diff: float, rows: int) -> None:
     import onnxruntime
 
-    manifest_path = run.run_dir / MANIFEST
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_manifest(run.run_dir)
     manifest["export"] = {
         "file": ONNX_FILE,
         "bytes": path.stat().st_size,
@@ -183,8 +179,6 @@ def _record_export(run: Run, path: Path, opset: int, diff: float, rows: int) -> 
         "exported_at": datetime.now(timezone.utc).isoformat(),
     }
     manifest.setdefault("artifacts", {})["onnx"] = ONNX_FILE
-    partial = manifest_path.with_name(MANIFEST + _PARTIAL_SUFFIX)
-    partial.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(partial, manifest_path)  # a reader never sees a half-written manifest
+    write_manifest(run.run_dir, manifest)
     run.manifest.clear()
     run.manifest.update(manifest)

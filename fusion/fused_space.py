@@ -33,7 +33,8 @@ from featurestore.join import InputArrays, JoinResult, input_arrays, join
 from featurestore.registry import EncoderRecord, claim_version, put_encoder_record
 from featurestore.schemas import FeatureTableName, feature_schema
 from featurestore.store import Store
-from fusion.runs import WEIGHTS, Run, load_run
+from fusion.layout import WEIGHTS
+from fusion.runs import Run, load_run
 
 FUSED_MODALITY = "fused"
 FUSED_VERSION = "v1"

@@ -39,7 +39,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from fusion.errors import ModelError
-from featurestore.taxonomy import COLORS, DIMENSIONS, MODES
+from featurestore.taxonomy import COLORS, DIMENSIONS
+from fusion.layout import HEAD_LABELS, HEADS
 
 METRIC_KEYS: tuple[str, ...] = (
     "n",
@@ -51,7 +52,6 @@ METRIC_KEYS: tuple[str, ...] = (
     "color_macro_f1",
 )
 METRICS_TABLE_COLUMNS: list[str] = ["rows", "n", "temporal", "spatial", "ontological", "mode", "colour", "colour F1"]
-HEADS: tuple[str, ...] = DIMENSIONS + ("color",)
 INPUT_NAMES: tuple[str, ...] = ("audio", "midi", "lyrics", "concept")
 
 
@@ -76,7 +76,7 @@ class Predictions:
     def __post_init__(self) -> None:
         n = len(self.segment_ids)
         for head in HEADS:
-            width = len(COLORS) if head == "color" else len(MODES[head])
+            width = len(HEAD_LABELS[head])
             if head not in self.probs or head not in self.targets:
                 raise ModelError(f"predictions lack the {head!r} head; expected heads {', '.join(HEADS)}")
             if np.shape(self.probs[head]) != (n, width):

@@ -17,11 +17,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from fusion.errors import ModelError
-from featurestore.taxonomy import COLORS, DIMENSIONS, MODES
+from fusion.layout import HEAD_LABELS
 
 FUSIONS = ("concat", "gated")
 KINDS = ("vector", "tensor")
-HEAD_SIZES: dict[str, int] = {**{d: len(MODES[d]) for d in DIMENSIONS}, "color": len(COLORS)}
+HEAD_SIZES: dict[str, int] = {head: len(labels) for head, labels in HEAD_LABELS.items()}
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,9 @@
 """A training run's artifacts under the store, its `models` registry row, and loading it back.
 
-Layout: `<store side dir>/models/<run_id>/` holds `model.pt` (state_dict +
-FusionConfig), `manifest.json` (everything needed to rebuild the inputs exactly:
-feature tables, Lance versions, encoder identities, input/output names and label
-order, training config, split), `metrics.json`, `history.json`,
-`val_predictions.parquet` and `report.png`. The registry row is written last,
-so a run listed in `models` is always complete.
+Where the files go is fusion/layout.py. The manifest holds everything needed to
+rebuild the inputs exactly: feature tables, Lance versions, encoder identities,
+input/output names and label order, training config, split. The registry row
+is written last, so a run listed in `models` is always complete.
 """
 
 from __future__ import annotations
@@ -25,14 +23,26 @@ from fusion.errors import ModelError
 from featurestore.join import JoinSource
 from featurestore.registry import ModelRecord, list_model_records, put_model_record
 from featurestore.store import Store
-from featurestore.taxonomy import COLORS, DIMENSIONS, MODES
+from fusion.layout import (
+    HEAD_LABELS,
+    HEADS,
+    HISTORY,
+    MANIFEST,
+    METRICS,
+    REPORT,
+    VAL_PREDICTIONS,
+    WEIGHTS,
+    is_complete_run,
+    read_manifest,
+    run_dir,
+    write_json,
+    write_manifest,
+)
 from fusion.metrics import Predictions
-from fusion.model import HEAD_SIZES, FusionConfig, FusionModel
+from fusion.model import FusionConfig, FusionModel
 from fusion.report import write_report
 
 MANIFEST_FORMAT = 1
-WEIGHTS, MANIFEST, METRICS, HISTORY = "model.pt", "manifest.json", "metrics.json", "history.json"
-VAL_PREDICTIONS, REPORT = "val_predictions.parquet", "report.png"
 
 
 @dataclass
@@ -75,19 +85,15 @@ def new_run_id(inputs: dict[str, str], config: dict) -> str:
     return f"run-{now:%Y%m%d-%H%M%S}-{hashlib.sha1(ident.encode()).hexdigest()[:6]}"
 
 
-def run_dir(store: Store, run_id: str) -> Path:
-    return store.side_path("models", run_id, MANIFEST).parent
-
-
 def save_run(store: Store, run_id: str, contents: RunContents) -> Path:
     """Write every artifact, then the registry row. Returns the run directory."""
     directory = run_dir(store, run_id)
     config = contents.model.config
     torch.save({"fusion_config": config.to_dict(), "state_dict": contents.model.state_dict()}, directory / WEIGHTS)
     manifest = build_manifest(run_id, contents)
-    _write_json(directory / MANIFEST, manifest)
-    _write_json(directory / METRICS, contents.metrics)
-    _write_json(directory / HISTORY, contents.history)
+    write_manifest(directory, manifest)
+    write_json(directory / METRICS, contents.metrics)
+    write_json(directory / HISTORY, contents.history)
     write_val_predictions(directory / VAL_PREDICTIONS, contents.pred, contents.fused)
     write_report(directory / REPORT, contents.history, contents.pred, contents.metrics)
     record = ModelRecord(
@@ -121,7 +127,7 @@ def build_manifest(run_id: str, contents: RunContents) -> dict:
         "inputs": inputs,
         "lance_versions": contents.lance_versions,
         "input_names": contents.model.input_names,
-        "labels": {**{d: list(MODES[d]) for d in DIMENSIONS}, "color": list(COLORS)},
+        "labels": {head: list(labels) for head, labels in HEAD_LABELS.items()},
         "model": config.to_dict(),
         "training": contents.train_config,
         "seed": contents.train_config["seed"],
@@ -148,21 +154,17 @@ def write_val_predictions(path: Path, pred: Predictions, fused: torch.Tensor) ->
         "segment_id": pa.array(pred.segment_ids.tolist(), pa.string()),
         "song_id": pa.array(pred.song_ids.tolist(), pa.string()),
         "color": pa.array(pred.colors.tolist(), pa.string()),
-        **{f"{head}_probs": fixed_list(pred.probs[head]) for head in HEAD_SIZES},
+        **{f"{head}_probs": fixed_list(pred.probs[head]) for head in HEADS},
         **{f"{name}_mask": pa.array(mask, pa.bool_()) for name, mask in pred.present.items()},
         "fused_embedding": fixed_list(fused.numpy()),
     }
     pq.write_table(pa.table(columns), path)
 
 
-def _write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-
-
 def load_run(store: Store, run_id: str) -> Run:
     """A stored run with its model rebuilt from `model.pt` (eval mode)."""
-    directory = store.side_dir / "models" / run_id
-    if not (directory / MANIFEST).exists() or not (directory / WEIGHTS).exists():
+    directory = run_dir(store, run_id, create=False)
+    if not is_complete_run(directory):
         known = ", ".join(r.run_id for r in list_model_records(store)) or "(none)"
         raise ModelError(f"no complete run {run_id!r} under {directory.parent}; known runs: {known}")
     return load_run_dir(directory)
@@ -171,9 +173,9 @@ def load_run(store: Store, run_id: str) -> Run:
 def load_run_dir(directory: Path) -> Run:
     """A run from its directory alone (e.g. one copied out of the store); model in eval mode."""
     directory = Path(directory)
-    if not (directory / MANIFEST).exists() or not (directory / WEIGHTS).exists():
+    if not is_complete_run(directory):
         raise ModelError(f"{directory} is not a complete run directory: it needs {MANIFEST} and {WEIGHTS}")
-    manifest = json.loads((directory / MANIFEST).read_text())
+    manifest = read_manifest(directory)
     run_id = manifest.get("run_id", directory.name)
     checkpoint = torch.load(directory / WEIGHTS, map_location="cpu", weights_only=True)
     model = FusionModel(FusionConfig.from_dict(checkpoint["fusion_config"]))

@@ -32,8 +32,6 @@ import numpy as np
 from encoders.base import BadInput, Encoder, EncoderInput
 from encoders.registry import encoder_from_stored
 from fusion.errors import ModelError
-from featurestore.registry import get_model_record
-from featurestore.store import Store
 from fusion.candidates import (
     Candidate,
     ScoreResult,
@@ -45,12 +43,10 @@ from fusion.candidates import (
     target_color,
     text_or_none,
 )
+from fusion.layout import HEADS, read_manifest, resolve_model_dir
 
-# fusion.runs.MANIFEST, repeated here because fusion.runs imports torch (tests check they agree).
-MANIFEST_FILE = "manifest.json"
 SHARED_INPUT = "concept"  # one text for the whole batch
 TEXT_INPUTS = ("lyrics", "concept")
-HEADS = ("temporal", "spatial", "ontological", "color")
 
 
 class ChromaticScorer:
@@ -201,13 +197,6 @@ class ChromaticScorer:
         return dict(zip(HEADS, outputs))
 
 
-def read_manifest(model_dir: Path) -> dict:
-    path = Path(model_dir) / MANIFEST_FILE
-    if not path.is_file():
-        raise ModelError(f"{model_dir} is not a model directory: it has no {MANIFEST_FILE}")
-    return json.loads(path.read_text())
-
-
 def _session(path: Path, threads: int):
     """One intra-op thread by default: a batch of 50 piano rolls is a few ms on one core, and extra
     (spinning) threads only fight the encoders and other work for the CPU (3x slower on a busy box)."""
@@ -220,15 +209,6 @@ def _session(path: Path, threads: int):
         return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
         raise ModelError(f"onnxruntime cannot load {path}: {exc}; re-export the run (`chromatic export`)") from exc
-
-
-def resolve_model_dir(run: str | Path, store_uri: str | None = None) -> Path:
-    """A model directory as given, or the artifact directory of run id `run` in the store."""
-    path = Path(run)
-    if (path / MANIFEST_FILE).is_file():
-        return path
-    record = get_model_record(Store.open(store_uri, create=False), str(run))
-    return Path(record.artifact_path)
 
 
 @dataclass(frozen=True)

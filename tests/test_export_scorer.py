@@ -32,8 +32,9 @@ from fusion import export as export_module
 from fusion.candidates import chromatic_match
 from fusion.export import ONNX_FILE, ONNX_OUTPUT_NAMES, export_info, export_onnx, parity_max_abs_diff
 from fusion.fused_space import embed_run, fused_table_name
-from fusion.runs import MANIFEST, VAL_PREDICTIONS, load_run
-from fusion.scorer import MANIFEST_FILE, ChromaticScorer
+from fusion.layout import MANIFEST, VAL_PREDICTIONS
+from fusion.runs import load_run
+from fusion.scorer import ChromaticScorer
 from fusion.train import TrainConfig, train
 from tinydata import build_tiny_store, midi_bytes
 
@@ -229,7 +230,7 @@ def test_fingerprint_mismatch_is_refused(trained, tmp_path):
         edited = json.loads(json.dumps(manifest))
         record = next(r for r in edited["inputs"] if r["name"] == name)
         real, record["fingerprint"] = record["fingerprint"], "0000000000000000"
-        (copy / MANIFEST_FILE).write_text(json.dumps(edited))
+        (copy / MANIFEST).write_text(json.dumps(edited))
         with pytest.raises(ModelError) as caught:
             # Weight-free encoders are checked when the scorer opens; others when first used.
             ChromaticScorer(copy).score(concept="anything", target="Red")
@@ -254,10 +255,6 @@ def test_midi_only_scoring_does_not_import_torch(trained):
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["error"] is None and 0 <= report["match"] <= 1
     assert report["torch"] is False
-
-
-def test_manifest_file_name_is_the_runs_one():
-    assert MANIFEST_FILE == MANIFEST
 
 
 # -- fused space ----------------------------------------------------------------------------------
