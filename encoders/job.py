@@ -25,24 +25,23 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from encoders.base import Encoder
-from encoders.pipeline import (
-    PRESENCE_COLUMN,
-    TEXT_COLUMN,
-    BackgroundWriter,
-    Preparer,
-    WorkItem,
-    encode_chunk,
-    feature_rows,
-)
+from encoders.pipeline import BackgroundWriter, Preparer, WorkItem, encode_chunk
 from encoders.registry import build_encoder, get_encoder_class
 from featurestore.errors import SchemaMismatchError
 from encoders.errors import BadInputError, EncoderError
+from featurestore.feature_table import (
+    PRESENT,
+    SEGMENT_INPUT_COLUMNS,
+    TEXT_COLUMN,
+    finish_table,
+    has_modality,
+    rows_from_entries,
+)
 from featurestore.registry import EncoderRecord, claim_version, get_encoder_record, put_encoder_record
 from featurestore.schemas import SEGMENTS, FeatureTableName, feature_schema, vector_shape
 from featurestore.space import vector_rows
 from featurestore.store import Store
 
-_SEGMENT_COLUMNS = ["segment_id", "has_audio", "has_midi", "has_lyrics", "lyric_text", "concept_text"]
 _DEVICES = ("cpu", "cuda", "mps")
 _ABSENT_CHUNK = 256  # absent rows still carry a zero-filled vector slot; keep each write small
 
@@ -155,7 +154,7 @@ def run_encode(store: Store, config: EncodeConfig, progress: bool = True) -> Enc
     started = time.perf_counter()
     encoder = build_job_encoder(config)
     names = [table_name(encoder, m, config.version) for m in resolve_modalities(encoder, config.modalities)]
-    segments = sorted(store.read(SEGMENTS, columns=_SEGMENT_COLUMNS).to_pylist(), key=lambda s: s["segment_id"])
+    segments = sorted(store.read(SEGMENTS, columns=SEGMENT_INPUT_COLUMNS).to_pylist(), key=lambda s: s["segment_id"])
     with contextlib.ExitStack() as stack:
         for name in names:
             stack.enter_context(store.writer(str(name)))
@@ -247,19 +246,8 @@ def _ensure_feature_table(store: Store, encoder: Encoder, name: str) -> None:
 
 
 def finish_record(store: Store, record: EncoderRecord, segment_ids: set[str]) -> EncoderRecord:
-    """Counts recomputed from the table itself, so resumed and interrupted jobs stay right."""
-    name = record.table_name
-    complete = segment_ids <= store.keys(name)
-    final = replace(
-        record,
-        state="complete" if complete else "building",
-        rows=store.count(name),
-        present=store.count(name, "present = true"),
-        absent=store.count(name, "status = 'absent'"),
-        failed=store.count(name, "status LIKE 'error:%'"),
-    )
-    put_encoder_record(store, final)
-    return final
+    """The registry row with fresh counts; complete once every segment has a row."""
+    return finish_table(store, record, complete=segment_ids <= store.keys(record.table_name))
 
 
 # -- one table ------------------------------------------------------------------------
@@ -268,8 +256,8 @@ def plan_table(segments: list[dict], modality: str, existing: set[str], limit: i
     todo = [s for s in segments if s["segment_id"] not in existing]
     skipped = len(segments) - len(todo)
     todo = todo if limit is None else todo[:limit]
-    absent = [s["segment_id"] for s in todo if not _has_modality(s, modality)]
-    present = [s for s in todo if _has_modality(s, modality)]
+    absent = [s["segment_id"] for s in todo if not has_modality(s, modality)]
+    present = [s for s in todo if has_modality(s, modality)]
     if modality not in TEXT_COLUMN:
         return TablePlan(absent, [WorkItem((s["segment_id"],)) for s in present], skipped)
     by_text: dict[str, list[str]] = {}
@@ -277,11 +265,6 @@ def plan_table(segments: list[dict], modality: str, existing: set[str], limit: i
         # A flagged-but-empty text goes to the encoder, whose prepare() reports it as bad input.
         by_text.setdefault(s[TEXT_COLUMN[modality]] or "", []).append(s["segment_id"])
     return TablePlan(absent, [WorkItem(tuple(ids), text) for text, ids in by_text.items()], skipped)
-
-
-def _has_modality(segment: dict, modality: str) -> bool:
-    flag = PRESENCE_COLUMN[modality]
-    return bool(segment[flag]) if flag else segment[TEXT_COLUMN[modality]] is not None
 
 
 @dataclass
@@ -328,7 +311,7 @@ class _TableJob:
     def _feed(self, plan: TablePlan, writer: BackgroundWriter, summary: TableSummary) -> None:
         for start in range(0, len(plan.absent), _ABSENT_CHUNK):
             chunk = plan.absent[start : start + _ABSENT_CHUNK]
-            writer.put(feature_rows([(sid, None, "absent") for sid in chunk], self.size))
+            writer.put(rows_from_entries([(sid, None, "absent") for sid in chunk], self.size))
         summary.absent = len(plan.absent)
         items = plan.items
         if self.record.modality in TEXT_COLUMN and plan.skipped:
@@ -355,7 +338,7 @@ class _TableJob:
 
     def _reuse_known_texts(self, items: list[WorkItem], writer, summary: TableSummary) -> list[WorkItem]:
         """Copy vectors of texts this table already holds (e.g. a new segment of an encoded song)."""
-        known_rows = self.store.read(self.record.table_name, ["segment_id", "vector"], where="present = true")
+        known_rows = self.store.read(self.record.table_name, ["segment_id", "vector"], where=PRESENT)
         if not known_rows.num_rows:
             return items
         text_of = {s["segment_id"]: s[TEXT_COLUMN[self.record.modality]] for s in self.segments}
@@ -365,7 +348,7 @@ class _TableJob:
             known.setdefault(text_of.get(sid), vector)
         for item in items:
             if item.text in known:
-                writer.put(feature_rows([(sid, known[item.text], None) for sid in item.segment_ids], self.size))
+                writer.put(rows_from_entries([(sid, known[item.text], None) for sid in item.segment_ids], self.size))
                 summary.reused += len(item.segment_ids)
         summary.encoded += summary.reused
         return [item for item in items if item.text not in known]

@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -35,14 +34,9 @@ import pyarrow as pa
 from encoders.base import BadInput, Encoder, EncoderInput
 from featurestore.errors import SchemaMismatchError
 from encoders.errors import EncoderError
+from featurestore.feature_table import MEDIA_COLUMNS, TEXT_COLUMN, rows_from_entries
 from featurestore.schemas import MEDIA
 from featurestore.store import Store, sql_in
-
-# modality -> the segments flag saying it is present; None where presence is the
-# text itself (concept text belongs to the song, so there is no flag for it).
-PRESENCE_COLUMN = {"audio": "has_audio", "midi": "has_midi", "lyrics": "has_lyrics", "concept": None}
-TEXT_COLUMN = {"lyrics": "lyric_text", "concept": "concept_text"}
-MEDIA_COLUMNS = {"audio": ["segment_id", "audio", "sample_rate"], "midi": ["segment_id", "midi"]}
 
 
 @dataclass(frozen=True)
@@ -299,28 +293,7 @@ def encode_chunk(
                 encoded += 1
             else:
                 failures.append((sid, reasons[index]))
-    return ChunkResult(feature_rows(entries, size), encoded, failures)
-
-
-def feature_rows(entries: list[tuple[str, np.ndarray | None, str | None]], size: int) -> pa.Table:
-    """(segment_id, vector or None, status) -> rows of a feature table; present iff a vector."""
-    flat = np.zeros((len(entries), size), dtype=np.float32)
-    missing = np.ones(len(entries), dtype=bool)
-    for i, (_, vector, _) in enumerate(entries):
-        if vector is not None:
-            flat[i] = vector
-            missing[i] = False
-    vectors = pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1)), size, mask=pa.array(missing))
-    now = datetime.now(timezone.utc)
-    return pa.table(
-        {
-            "segment_id": pa.array([e[0] for e in entries], pa.string()),
-            "vector": vectors,
-            "present": pa.array(~missing),
-            "status": pa.array([e[2] for e in entries], pa.string()),
-            "encoded_at": pa.array([now] * len(entries), pa.timestamp("us", tz="UTC")),
-        }
-    )
+    return ChunkResult(rows_from_entries(entries, size), encoded, failures)
 
 
 # -- write stage (a thread of the main process) -----------------------------------

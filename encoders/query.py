@@ -15,7 +15,7 @@ import numpy as np
 
 from encoders.base import BadInput, EncoderInput
 from encoders.media import load_audio_path, load_midi_path
-from encoders.pipeline import TEXT_COLUMN
+from featurestore.feature_table import TEXT_COLUMN
 from encoders.registry import encoder_from_stored
 from featurestore.errors import SearchError
 from featurestore.registry import get_encoder_record

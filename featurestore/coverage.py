@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from featurestore.errors import StoreError
+from featurestore.feature_table import PRESENT, feature_counts, feature_table_names
 from featurestore.registry import EncoderRecord, list_encoder_records
-from featurestore.schemas import SEGMENTS, SYSTEM_TABLES, FeatureTableName, vector_shape
+from featurestore.schemas import SEGMENTS, FeatureTableName, vector_shape
 from featurestore.store import Store
 from featurestore.taxonomy import COLORS
 
@@ -19,7 +19,7 @@ from featurestore.taxonomy import COLORS
 def list_versions(store: Store) -> list[dict]:
     """One plain dict per feature table (registered or not), sorted by table name."""
     records = {r.table_name: r for r in list_encoder_records(store)}
-    names = sorted(set(records) | {n for n in store.table_names() if _is_feature_table(n)})
+    names = sorted(set(records) | set(feature_table_names(store)))
     colors = segment_colors(store)
     return [version_info(store, name, records.get(name), colors) for name in names]
 
@@ -35,7 +35,7 @@ def version_info(store: Store, name: str, record: EncoderRecord | None, colors: 
     """Identity (from the registry row) plus counts and coverage (from the table itself)."""
     parsed = FeatureTableName.parse(name)
     exists = store.has_table(name)
-    present = store.keys(name, where="present = true") if exists else set()
+    present = store.keys(name, where=PRESENT)
     info = {
         "table": name,
         "modality": parsed.modality,
@@ -47,10 +47,7 @@ def version_info(store: Store, name: str, record: EncoderRecord | None, colors: 
         "params": record.params_dict if record else None,
         "model_id": record.model_id if record else None,
         "state": (record.state if exists else "missing table") if record else "unregistered",
-        "rows": store.count(name),
-        "present": len(present),
-        "absent": store.count(name, "status = 'absent'") if exists else 0,
-        "failed": store.count(name, "status LIKE 'error:%'") if exists else 0,
+        **feature_counts(store, name),
         "created_at": record.created_at.isoformat() if record and record.created_at else None,
     }
     info.update(coverage(present, colors))
@@ -70,13 +67,3 @@ def coverage(present: set[str], colors: dict[str, str]) -> dict:
 
 def _pct(part: int, whole: int) -> float:
     return round(100.0 * part / whole, 1) if whole else 0.0
-
-
-def _is_feature_table(name: str) -> bool:
-    if name in SYSTEM_TABLES:
-        return False
-    try:
-        FeatureTableName.parse(name)
-    except StoreError:
-        return False
-    return True

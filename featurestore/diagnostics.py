@@ -19,7 +19,8 @@ import numpy as np
 from featurestore.errors import SearchError
 from featurestore.schemas import SEGMENTS
 from featurestore.search import feature_dim
-from featurestore.space import PRESENT, VectorSpace, batch_matrix, table_space
+from featurestore.feature_table import PRESENT
+from featurestore.space import VectorSpace, batch_matrix, table_space
 from featurestore.store import Store
 from featurestore.taxonomy import COLORS
 

@@ -9,23 +9,19 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from featurestore.errors import StoreError
-from featurestore.schemas import ENCODERS, MEDIA, MODELS, SEGMENTS, FeatureTableName
+from featurestore.feature_table import PRESENCE_COLUMN, is_feature_table
+from featurestore.schemas import ENCODERS, MEDIA, MODELS, SEGMENTS
 from featurestore.store import Store
 from featurestore.taxonomy import COLORS
 
-_COVERAGE_FLAGS = {"audio_pct": "has_audio", "midi_pct": "has_midi", "lyrics_pct": "has_lyrics"}
+_COVERAGE_FLAGS = {f"{modality}_pct": flag for modality, flag in PRESENCE_COLUMN.items() if flag}
 _SYSTEM_KINDS = {SEGMENTS: "segments", MEDIA: "media", ENCODERS: "registry", MODELS: "models"}
 
 
 def _table_kind(name: str) -> str:
     if name in _SYSTEM_KINDS:
         return _SYSTEM_KINDS[name]
-    try:
-        FeatureTableName.parse(name)
-    except StoreError:
-        return "other"
-    return "feature"
+    return "feature" if is_feature_table(name) else "other"
 
 
 def table_counts(store: Store) -> list[dict]:

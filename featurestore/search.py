@@ -22,9 +22,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from featurestore.errors import SearchError, StoreError
+from featurestore.errors import SearchError
 from featurestore.schemas import SEGMENTS, SYSTEM_TABLES, FeatureTableName, vector_shape
-from featurestore.space import COSINE_SPACE, PRESENT, VectorSpace, batch_matrix, table_space
+from featurestore.feature_table import PRESENT, feature_table_names
+from featurestore.space import COSINE_SPACE, VectorSpace, batch_matrix, table_space
 from featurestore.store import Store, sql_in, sql_quote
 from featurestore.taxonomy import TaxonomyError, canonical_color
 from featurestore.vector_index import METRIC, IndexSettings, build_index, usable_vector_index
@@ -156,7 +157,7 @@ def _did_you_mean(store: Store, segment_id: str) -> str:
 
 
 def _feature_listing(store: Store) -> str:
-    names = [n for n in store.table_names() if n not in SYSTEM_TABLES]
+    names = feature_table_names(store)
     return ", ".join(names) or "(none: run `chromatic encode` first)"
 
 
@@ -371,12 +372,4 @@ def resolve_space(store: Store, table: str | None = None, space: str | None = No
 
 
 def _feature_spaces(store: Store) -> dict[str, str]:
-    spaces = {}
-    for name in store.table_names():
-        if name in SYSTEM_TABLES:
-            continue
-        try:
-            spaces[name] = FeatureTableName.parse(name).spec
-        except StoreError:  # a foreign table in the same database is not a feature space
-            continue
-    return spaces
+    return {name: FeatureTableName.parse(name).spec for name in feature_table_names(store)}

@@ -21,11 +21,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from featurestore.feature_table import PRESENT
 from featurestore.store import Store
 
 COSINE = "cosine"
 STANDARDISED = "standardised cosine"
-PRESENT = "present = true"
 # A table counts as unit-norm when its sampled vectors' median |norm - 1| is below this.
 UNIT_NORM_TOLERANCE = 1e-3
 NORM_SAMPLE_ROWS = 1024

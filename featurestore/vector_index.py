@@ -17,7 +17,8 @@ from lancedb.index import BTree, Bitmap, IvfPq
 
 from featurestore.errors import SearchError
 from featurestore.schemas import SEGMENTS, SYSTEM_TABLES, FeatureTableName, vector_shape
-from featurestore.space import PRESENT, table_space
+from featurestore.feature_table import PRESENT
+from featurestore.space import table_space
 from featurestore.store import Store
 
 METRIC = "cosine"

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from encoders.job import EncodeConfig, run_encode
 from featurestore.errors import StoreError
+from featurestore.feature_table import PRESENT
 from featurestore.info import store_info
 from featurestore.ingest import ingest_paths
 from featurestore.store import Store
@@ -140,7 +141,7 @@ def neighbours_of_one_segment(store: Store, config: DemoConfig, k: int = 5) -> d
     from featurestore.store import sql_quote
 
     table = "audio." + ALL_INPUTS["audio"].replace(":", ".")
-    present = store.read(table, ["segment_id"], where="present = true").column("segment_id").to_pylist()
+    present = store.read(table, ["segment_id"], where=PRESENT).column("segment_id").to_pylist()
     of_color = store.read(
         "segments", ["segment_id"], where=f"color = {sql_quote(config.target)}"
     ).column("segment_id").to_pylist()

@@ -21,8 +21,6 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from dataclasses import replace
-from datetime import datetime, timezone
 
 import numpy as np
 import pyarrow as pa
@@ -30,7 +28,8 @@ import torch
 
 from fusion.errors import ModelError
 from featurestore.join import InputArrays, JoinResult, input_arrays, join
-from featurestore.registry import EncoderRecord, claim_version, put_encoder_record
+from featurestore.feature_table import feature_rows, finish_table
+from featurestore.registry import EncoderRecord, claim_version
 from featurestore.schemas import FeatureTableName, feature_schema
 from featurestore.store import Store
 from fusion.layout import WEIGHTS
@@ -70,17 +69,14 @@ def embed_run(store: Store, run_id: str, progress: ProgressFn | None = None) -> 
             rows = np.arange(start, min(start + ROWS_PER_WRITE, len(segment_ids)))
             vectors = _normalised(fused_embeddings(run, arrays, rows))
             ids = [segment_ids[i] for i in rows]
-            store.upsert(name, _feature_rows(ids, vectors, _statuses(arrays, ids)))
+            store.upsert(name, _fused_rows(ids, vectors, _statuses(arrays, ids)))
             if progress:
                 progress(int(rows[-1]) + 1, len(segment_ids))
         store.optimize(name)
     masked = {input_name: len(a.invalid_segments) for input_name, a in arrays.items()}
     params = {"run_id": run.run_id, "inputs": run.inputs, "lance_versions": joined.versions,
               "normalized": "l2", "masked_non_finite": masked}
-    put_encoder_record(store, replace(
-        record, params=json.dumps(params, sort_keys=True), state="complete", rows=store.count(name),
-        present=store.count(name, "present = true"), absent=0, failed=store.count(name, "status LIKE 'error:%'"),
-    ))
+    finish_table(store, record, complete=True, params=json.dumps(params, sort_keys=True))
     return name
 
 
@@ -140,16 +136,8 @@ def _statuses(arrays: dict[str, InputArrays], segment_ids: list[str]) -> list[st
     return out
 
 
-def _feature_rows(segment_ids: list[str], vectors: np.ndarray, statuses: list[str | None]) -> pa.Table:
+def _fused_rows(segment_ids: list[str], vectors: np.ndarray, statuses: list[str | None]) -> pa.Table:
+    """An all-zero embedding (NaN after normalising) is stored as missing, with the reason."""
     zero = np.isnan(vectors).any(axis=1)
-    size = vectors.shape[1]
-    flat = pa.array(np.nan_to_num(vectors).reshape(-1), pa.float32())
-    vector = pa.FixedSizeListArray.from_arrays(flat, size, mask=pa.array(zero))
     status = [("error: fused embedding is all zeros, it has no direction" if z else s) for z, s in zip(zero, statuses)]
-    return pa.table({
-        "segment_id": pa.array(segment_ids, pa.string()),
-        "vector": vector,
-        "present": pa.array(~zero),
-        "status": pa.array(status, pa.string()),
-        "encoded_at": pa.array([datetime.now(timezone.utc)] * len(segment_ids), pa.timestamp("us", tz="UTC")),
-    })
+    return feature_rows(segment_ids, np.nan_to_num(vectors), ~zero, status)
