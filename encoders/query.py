@@ -16,7 +16,7 @@ import numpy as np
 from encoders.base import BadInput, EncoderInput
 from encoders.media import load_audio_path, load_midi_path
 from featurestore.feature_table import TEXT_COLUMN
-from encoders.registry import encoder_from_stored
+from encoders.registry import EncoderIdentity, EncoderIdentityError, encoder_from_identity
 from featurestore.errors import SearchError
 from featurestore.registry import get_encoder_record
 from featurestore.search import Neighbor, feature_dim, neighbors, resolve_space
@@ -54,13 +54,10 @@ def encode_query(
     if kind != wanted:
         accepts = f"--{wanted}" if wanted else "--segment only (no encoder input)"
         raise SearchError(f"{table} holds {record.modality} vectors from {record.spec}; it accepts {accepts}, not --{kind}")
-    encoder = encoder_from_stored(record.encoder, record.params)
-    if encoder.fingerprint() != record.fingerprint:
-        raise SearchError(
-            f"the {record.spec} encoder rebuilt here (fingerprint {encoder.fingerprint()}) differs from the one "
-            f"that wrote {table} (fingerprint {record.fingerprint}: model={record.model_id} "
-            f"code={record.code_version}); its vectors would not be comparable. Query by --segment instead"
-        )
+    try:
+        encoder = encoder_from_identity(EncoderIdentity.of(record))
+    except EncoderIdentityError as exc:
+        raise SearchError(f"{exc}: they would not be comparable. Query by --segment instead") from None
     return _encode_one(encoder, _encoder_input(kind, value), record.modality, table, feature_dim(store, table))
 
 

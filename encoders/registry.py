@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import typing
+from dataclasses import dataclass
 
 from encoders.base import Encoder, EncoderConfig
 from encoders.errors import EncoderError
@@ -92,9 +94,7 @@ def build_encoder(name: str, params: dict | None = None, device: str = "cpu") ->
 
 
 def encoder_from_stored(name: str, params_json: str, device: str = "cpu") -> Encoder:
-    """Rebuild an encoder from the params JSON recorded in the registry/manifest."""
-    import json
-
+    """Rebuild an encoder from the params JSON recorded in the registry/manifest (unchecked)."""
     cls = get_encoder_class(name)
     params = json.loads(params_json)
     hints = typing.get_type_hints(cls.config_cls)
@@ -102,6 +102,56 @@ def encoder_from_stored(name: str, params_json: str, device: str = "cpu") -> Enc
         if typing.get_origin(hints.get(key)) is tuple or hints.get(key) is tuple:
             params[key] = tuple(value)
     return cls(cls.config_cls(**params), device=device)
+
+
+class EncoderIdentityError(EncoderError):
+    """An encoder rebuilt from its stored identity would not reproduce the stored vectors."""
+
+
+@dataclass(frozen=True)
+class EncoderIdentity:
+    """What a registry row (or a run manifest's input) records of the encoder that wrote a table."""
+
+    table: str
+    encoder: str
+    version: str
+    params: str  # canonical JSON of the encoder config
+    fingerprint: str
+    shape: tuple[int, ...]
+    model_id: str | None = None
+    code_version: str | None = None
+
+    @property
+    def spec(self) -> str:
+        return f"{self.encoder}:{self.version}"
+
+    @classmethod
+    def of(cls, record) -> "EncoderIdentity":
+        """From a featurestore EncoderRecord."""
+        return cls(record.table_name, record.encoder, record.version, record.params, record.fingerprint,
+                   tuple(record.shape), record.model_id, record.code_version)
+
+    @classmethod
+    def from_manifest(cls, entry: dict) -> "EncoderIdentity":
+        """From one of a run manifest's `inputs` entries."""
+        return cls(entry["table"], entry["encoder"], entry["version"], json.dumps(entry["params"], sort_keys=True),
+                   entry["fingerprint"], tuple(entry["shape"]), entry.get("model_id"), entry.get("code_version"))
+
+
+def encoder_from_identity(identity: EncoderIdentity, device: str = "cpu") -> Encoder:
+    """Rebuild the encoder that wrote a table and verify it is that one: same fingerprint and shape."""
+    encoder = encoder_from_stored(identity.encoder, identity.params, device=device)
+    if encoder.fingerprint() != identity.fingerprint:
+        raise EncoderIdentityError(
+            f"encoder {identity.spec} rebuilt here has fingerprint {encoder.fingerprint()}, but {identity.table} "
+            f"was written with fingerprint {identity.fingerprint} (params {identity.params}, model "
+            f"{identity.model_id}, code {identity.code_version}); its vectors would differ"
+        )
+    if tuple(encoder.shape) != identity.shape:
+        raise EncoderIdentityError(
+            f"encoder {identity.spec} now outputs shape {tuple(encoder.shape)}, {identity.table} holds {identity.shape}"
+        )
+    return encoder
 
 
 def _default(field: dataclasses.Field):

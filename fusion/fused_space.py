@@ -26,8 +26,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from fusion.errors import ModelError
-from featurestore.join import InputArrays, JoinResult, input_arrays, join
+from featurestore.join import InputArrays, input_arrays, join
 from featurestore.feature_table import feature_rows, finish_table
 from featurestore.registry import EncoderRecord, claim_version
 from featurestore.schemas import FeatureTableName, feature_schema
@@ -55,7 +54,7 @@ def embed_run(store: Store, run_id: str, progress: ProgressFn | None = None) -> 
     """Write the run's L2-normalised fused embedding of every segment; returns the table name."""
     run = load_run(store, run_id)
     joined = join(store, run.inputs)
-    _require_same_encoders(run, joined)
+    run.require_same_encoders(joined, "its fused space cannot be built from this store")
     arrays = {
         name: input_arrays(joined, name, np.float16 if source.kind == "tensor" else np.float32)
         for name, source in joined.sources.items()
@@ -78,16 +77,6 @@ def embed_run(store: Store, run_id: str, progress: ProgressFn | None = None) -> 
               "normalized": "l2", "masked_non_finite": masked}
     finish_table(store, record, complete=True, params=json.dumps(params, sort_keys=True))
     return name
-
-
-def _require_same_encoders(run: Run, joined: JoinResult) -> None:
-    for source in joined.sources.values():
-        trained = run.input_record(source.input)["fingerprint"]
-        if source.fingerprint != trained:
-            raise ModelError(
-                f"{source.table} now holds another encoder config (fingerprint {source.fingerprint}; run "
-                f"{run.run_id} was trained on {trained}); its fused space cannot be built from this store"
-            )
 
 
 def _record(run: Run) -> EncoderRecord:

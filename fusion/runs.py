@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import torch
 
 from fusion.errors import ModelError
-from featurestore.join import JoinSource
+from featurestore.join import JoinResult, JoinSource
 from featurestore.registry import ModelRecord, list_model_records, put_model_record
 from featurestore.store import Store
 from fusion.layout import (
@@ -76,6 +76,16 @@ class Run:
 
     def input_record(self, name: str) -> dict:
         return next(i for i in self.manifest["inputs"] if i["name"] == name)
+
+    def require_same_encoders(self, joined: JoinResult, consequence: str) -> None:
+        """ModelError (ending in `consequence`) when a joined table now holds another encoder config."""
+        for source in joined.sources.values():
+            trained = self.input_record(source.input)["fingerprint"]
+            if source.fingerprint != trained:
+                raise ModelError(
+                    f"{source.table} now holds another encoder config (fingerprint {source.fingerprint}; run "
+                    f"{self.run_id} was trained on {trained}); {consequence}"
+                )
 
 
 def new_run_id(inputs: dict[str, str], config: dict) -> str:

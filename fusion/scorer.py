@@ -21,7 +21,6 @@ See fusion/candidates.py for the chromatic match used to rank.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from encoders.base import BadInput, Encoder, EncoderInput
-from encoders.registry import encoder_from_stored
+from encoders.registry import EncoderIdentity, EncoderIdentityError, encoder_from_identity
 from fusion.errors import ModelError
 from fusion.candidates import (
     Candidate,
@@ -74,20 +73,12 @@ class ChromaticScorer:
         if name not in self.inputs:
             raise ModelError(f"this model has no input {name!r}; its inputs: {', '.join(self.inputs)}")
         if name not in self._encoders:
-            record = self.inputs[name]
-            params = json.dumps(record["params"], sort_keys=True)
-            encoder = encoder_from_stored(record["encoder"], params, device=self.device)
-            if encoder.fingerprint() != record["fingerprint"]:
-                raise ModelError(
-                    f"input {name!r}: encoder {record['spec']} rebuilt here has fingerprint {encoder.fingerprint()}, "
-                    f"but the model was trained on {record['table']} with fingerprint {record['fingerprint']} "
-                    f"(params {params}, model {record.get('model_id')}, code {record.get('code_version')}); "
-                    "its vectors would differ. Install the same encoder code/weights or retrain on this version"
-                )
-            if tuple(encoder.shape) != tuple(record["shape"]):
-                raise ModelError(f"input {name!r}: encoder {record['spec']} now outputs shape {encoder.shape}, "
-                                 f"the model expects {tuple(record['shape'])}; retrain the model")
-            self._encoders[name] = encoder
+            identity = EncoderIdentity.from_manifest(self.inputs[name])
+            try:
+                self._encoders[name] = encoder_from_identity(identity, device=self.device)
+            except EncoderIdentityError as exc:
+                raise ModelError(f"input {name!r}, which the model was trained on: {exc}. Install the same "
+                                 "encoder code/weights or retrain on this version") from None
         return self._encoders[name]
 
     # -- scoring -----------------------------------------------------------------------

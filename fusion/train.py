@@ -243,13 +243,7 @@ def evaluate_run(store: Store, run_id: str, batch_size: int = 256) -> EvalResult
     run = load_run(store, run_id)
     recorded = run.manifest["lance_versions"]
     joined = join(store, run.inputs, versions=recorded)
-    for source in joined.sources.values():
-        stored = run.input_record(source.input)
-        if source.fingerprint != stored["fingerprint"]:
-            raise ModelError(
-                f"{source.table} now holds another encoder config (fingerprint {source.fingerprint}, the run was "
-                f"trained on {stored['fingerprint']}); the run cannot be re-evaluated on this store"
-            )
+    run.require_same_encoders(joined, "the run cannot be re-evaluated on this store")
     data = build_dataset(joined)
     val_idx = val_index_for_songs(data.song_ids, run.manifest["split"]["val_songs"])
     pred, _ = predict(run.model, data, val_idx, batch_size)
