@@ -29,12 +29,14 @@ StoreOpt = Annotated[
     typer.Option("--store", help="Store path or URI (default: $CHROMATIC_STORE or ./store)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")]
+DeviceOpt = Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:N or mps.")]
 ModalityDropoutOpt = Annotated[
-    float, typer.Option(min=0.0, max=0.99, help="Per-sample chance of hiding each present input in training.")
+    Optional[float],
+    typer.Option(min=0.0, max=0.99, help="Per-sample chance of hiding each present input in training."),
 ]
 SoloDropoutOpt = Annotated[
-    float, typer.Option(min=0.0, max=1.0, help="Per-sample chance of keeping only one present input in training.")
+    Optional[float],
+    typer.Option(min=0.0, max=1.0, help="Per-sample chance of keeping only one present input in training."),
 ]
 
 
@@ -52,6 +54,11 @@ def friendly_errors(fn):
     return wrapper
 
 
+def given(**options) -> dict:
+    """The options the user set: an unset one is None and takes its config dataclass's default."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
 def open_store(store: str | None, create: bool = True):
     from featurestore.store import Store
 
@@ -64,12 +71,14 @@ def open_store(store: str | None, create: bool = True):
 @friendly_errors
 def synth_command(
     out: Annotated[Path, typer.Option("--out", help="Parquet file to write (upstream layout).")] = Path("corpus.parquet"),
-    songs: Annotated[int, typer.Option(min=1, help="Number of songs; colours are spread evenly.")] = 40,
-    seed: Annotated[int, typer.Option(min=0, help="Same seed, same corpus.")] = 0,
-    min_seconds: Annotated[float, typer.Option(min=0.1, help="Shortest segment.")] = 5.0,
-    max_seconds: Annotated[float, typer.Option(min=0.1, help="Longest segment (most stay near the shortest).")] = 30.0,
-    min_segments: Annotated[int, typer.Option(min=1, help="Fewest segments per song.")] = 6,
-    max_segments: Annotated[int, typer.Option(min=1, help="Most segments per song.")] = 12,
+    songs: Annotated[Optional[int], typer.Option(min=1, help="Number of songs; colours are spread evenly.")] = None,
+    seed: Annotated[Optional[int], typer.Option(min=0, help="Same seed, same corpus.")] = None,
+    min_seconds: Annotated[Optional[float], typer.Option(min=0.1, help="Shortest segment.")] = None,
+    max_seconds: Annotated[
+        Optional[float], typer.Option(min=0.1, help="Longest segment (most stay near the shortest).")
+    ] = None,
+    min_segments: Annotated[Optional[int], typer.Option(min=1, help="Fewest segments per song.")] = None,
+    max_segments: Annotated[Optional[int], typer.Option(min=1, help="Most segments per song.")] = None,
     json_out: JsonOpt = False,
 ):
     """Write a synthetic corpus (audio, MIDI, lyrics, concept, labels) to ingest with no real data.
@@ -79,9 +88,10 @@ def synth_command(
     """
     from featurestore.synth import SynthConfig, write_corpus
 
-    config = SynthConfig(songs=songs, seed=seed, segments_per_song=(min_segments, max_segments),
-                         min_seconds=min_seconds, max_seconds=max_seconds)
-    with render.counting_progress("synth songs", total=songs) as progress:
+    low, high = SynthConfig.segments_per_song
+    config = SynthConfig(**given(songs=songs, seed=seed, min_seconds=min_seconds, max_seconds=max_seconds),
+                         segments_per_song=(min_segments or low, max_segments or high))
+    with render.counting_progress("synth songs", total=config.songs) as progress:
         summary = write_corpus(config, out, progress=progress)
     render.print_synth_summary(summary, as_json=json_out)
 
@@ -94,7 +104,7 @@ def ingest_command(
         Optional[Path], typer.Option(help="CSV manifest for folder inputs (default: FOLDER/manifest.csv).")
     ] = None,
     source: Annotated[Optional[str], typer.Option(help="Label stored in segments.source (default: file name).")] = None,
-    batch_mb: Annotated[float, typer.Option(min=0.01, help="Media megabytes per batch; bounds memory.")] = 8.0,
+    batch_mb: Annotated[Optional[float], typer.Option(min=0.01, help="Media megabytes per batch; bounds memory.")] = None,
     store: StoreOpt = None,
     json_out: JsonOpt = False,
 ):
@@ -105,7 +115,8 @@ def ingest_command(
     """
     from featurestore.ingest import IngestConfig, ingest_paths
 
-    config = IngestConfig(batch_bytes=int(batch_mb * 2**20), manifest=manifest, source=source)
+    batch_bytes = None if batch_mb is None else int(batch_mb * 2**20)
+    config = IngestConfig(**given(batch_bytes=batch_bytes), manifest=manifest, source=source)
     with render.counting_progress("ingest") as progress:
         summary = ingest_paths(open_store(store), paths, config, progress=progress)
     render.print_ingest_summary(summary, as_json=json_out)
@@ -135,8 +146,8 @@ def encode_command(
     modality: Annotated[
         Optional[list[str]], typer.Option("--modality", help="Only this modality; repeatable (default: all it reads).")
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Items per model batch.")] = 32,
-    device: DeviceOpt = "cpu",
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Items per model batch.")] = None,
+    device: DeviceOpt = None,
     limit: Annotated[Optional[int], typer.Option(min=0, help="Encode at most N pending segments per table.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first bad input instead of recording it.")] = False,
     workers: Annotated[
@@ -155,8 +166,8 @@ def encode_command(
 
     config = EncodeConfig(
         encoder=encoder, version=version, params=parse_param_pairs(param or []), model=model,
-        modalities=tuple(modality or ()), batch_size=batch_size, device=device, limit=limit, strict=strict,
-        workers=workers,
+        modalities=tuple(modality or ()), limit=limit, strict=strict, workers=workers,
+        **given(batch_size=batch_size, device=device),
     )
     summary = run_encode(open_store(store, create=False), config)  # progress goes to stderr
     render.print_encode_result(summary, as_json=json_out)
@@ -184,22 +195,24 @@ def train_command(
     lyrics: Annotated[Optional[str], typer.Option(help=_SPEC_HELP.format("lyrics", "minilm:v1"))] = None,
     concept: Annotated[Optional[str], typer.Option(help=_SPEC_HELP.format("concept", "minilm:v1"))] = None,
     fusion: Annotated[
-        str, typer.Option(help="concat (late concatenation) or gated (per-sample input weights).")
-    ] = "concat",
-    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs (early stopping may end sooner).")] = 60,
-    seed: Annotated[int, typer.Option(help="Seed of the song split, initialisation and batching.")] = 0,
-    batch_size: Annotated[int, typer.Option(min=1, help="Segments per batch.")] = 128,
-    lr: Annotated[float, typer.Option(min=0.0, help="AdamW learning rate.")] = 1e-3,
+        Optional[str], typer.Option(help="concat (late concatenation) or gated (per-sample input weights).")
+    ] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Maximum epochs (early stopping may end sooner).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the song split, initialisation and batching.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Segments per batch.")] = None,
+    lr: Annotated[Optional[float], typer.Option(min=0.0, help="AdamW learning rate.")] = None,
     patience: Annotated[
-        int, typer.Option(min=1, help="Epochs without a better validation score before stopping.")
-    ] = 10,
-    val_fraction: Annotated[float, typer.Option(help="Share of each colour's songs held out for validation.")] = 0.2,
-    modality_dropout: ModalityDropoutOpt = 0.15,
-    solo_dropout: SoloDropoutOpt = 0.3,
-    device: DeviceOpt = "cpu",
+        Optional[int], typer.Option(min=1, help="Epochs without a better validation score before stopping.")
+    ] = None,
+    val_fraction: Annotated[
+        Optional[float], typer.Option(help="Share of each colour's songs held out for validation.")
+    ] = None,
+    modality_dropout: ModalityDropoutOpt = None,
+    solo_dropout: SoloDropoutOpt = None,
+    device: DeviceOpt = None,
     threads: Annotated[
-        int, typer.Option(min=0, help="Torch CPU threads (0: one per core; 1 is faster on a busy shared CPU).")
-    ] = 0,
+        Optional[int], typer.Option(min=0, help="Torch CPU threads (0: one per core; 1 is faster on a busy shared CPU).")
+    ] = None,
     store: StoreOpt = None,
     json_out: JsonOpt = False,
 ):
@@ -210,11 +223,11 @@ def train_command(
     from fusion.train import TrainConfig, train
 
     inputs = {k: v for k, v in {"audio": audio, "midi": midi, "lyrics": lyrics, "concept": concept}.items() if v}
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
-                         val_fraction=val_fraction, seed=seed, fusion=fusion, device=device, threads=threads,
-                         modality_dropout=modality_dropout, solo_dropout=solo_dropout)
+    config = TrainConfig(**given(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
+                                 val_fraction=val_fraction, seed=seed, fusion=fusion, device=device, threads=threads,
+                                 modality_dropout=modality_dropout, solo_dropout=solo_dropout))
     result = train(open_store(store, create=False), inputs, config,
-                   progress=lambda row: render.print_epoch(row, epochs))
+                   progress=lambda row: render.print_epoch(row, config.epochs))
     render.print_train_result(result, as_json=json_out)
 
 
@@ -252,8 +265,8 @@ def compare_command(
     concept: Annotated[Optional[str], typer.Option(help=_VERSIONS_HELP.format("concept"))] = None,
     epochs: Annotated[Optional[int], typer.Option(min=1, help="Epochs per combination.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the song split and training.")] = None,
-    modality_dropout: ModalityDropoutOpt = 0.15,
-    solo_dropout: SoloDropoutOpt = 0.3,
+    modality_dropout: ModalityDropoutOpt = None,
+    solo_dropout: SoloDropoutOpt = None,
     store: StoreOpt = None,
     json_out: JsonOpt = False,
 ):
@@ -267,9 +280,8 @@ def compare_command(
 
     options = {"audio": audio, "midi": midi, "lyrics": lyrics, "concept": concept}
     grid = {name: _version_list(value) for name, value in options.items() if value is not None}
-    given = {"epochs": epochs, "seed": seed}
-    config = TrainConfig(**{k: v for k, v in given.items() if v is not None}, threads=1,
-                         modality_dropout=modality_dropout, solo_dropout=solo_dropout)
+    config = TrainConfig(**given(epochs=epochs, seed=seed, modality_dropout=modality_dropout,
+                                 solo_dropout=solo_dropout), threads=1)
     progress = render.CompareProgress(config.epochs)
     with progress.bar:
         rows = compare(open_store(store, create=False), grid, config, progress=progress)
@@ -284,7 +296,7 @@ _RUN_HELP = "Run id printed by `chromatic train` (run-YYYYmmdd-HHMMSS-xxxxxx), o
 @friendly_errors
 def export_command(
     run: Annotated[str, typer.Argument(help=_RUN_HELP)],
-    opset: Annotated[int, typer.Option(min=7, help="ONNX opset version.")] = 18,
+    opset: Annotated[Optional[int], typer.Option(min=7, help="ONNX opset version.")] = None,
     store: StoreOpt = None,
     json_out: JsonOpt = False,
 ):
@@ -295,7 +307,7 @@ def export_command(
     from fusion.export import export_info, export_onnx
     from fusion.layout import resolve_model_dir
 
-    path = export_onnx(resolve_model_dir(run, store), opset=opset)
+    path = export_onnx(resolve_model_dir(run, store), **given(opset=opset))
     info = export_info(path.parent)
     render.print_export(path, info, as_json=json_out)
 
@@ -389,8 +401,8 @@ def neighbors_command(
 def index_command(
     table: Annotated[str, typer.Argument(help="Feature table to index, e.g. audio.clap.v1.")],
     min_rows: Annotated[
-        int, typer.Option(min=0, help="Fewer present vectors than this stay exact (no ANN index).")
-    ] = 10_000,
+        Optional[int], typer.Option(min=0, help="Fewer present vectors than this stay exact (no ANN index).")
+    ] = None,
     store: StoreOpt = None,
     json_out: JsonOpt = False,
 ):
@@ -402,7 +414,7 @@ def index_command(
     """
     from featurestore.search import IndexSettings, build_index
 
-    summary = build_index(open_store(store, create=False), table, IndexSettings(min_rows=min_rows))
+    summary = build_index(open_store(store, create=False), table, IndexSettings(**given(min_rows=min_rows)))
     render.print_index(table, summary, as_json=json_out)
 
 
@@ -430,10 +442,10 @@ def inspect_command(
 @app.command("demo")
 @friendly_errors
 def demo_command(
-    songs: Annotated[int, typer.Option(min=8, help="Songs in the synthetic corpus.")] = 40,
-    seed: Annotated[int, typer.Option(min=0, help="Corpus, split and training seed.")] = 0,
-    epochs: Annotated[int, typer.Option(min=1, help="Maximum training epochs per model.")] = 40,
-    target: Annotated[str, typer.Option(help="Colour the candidates are scored against.")] = "Green",
+    songs: Annotated[Optional[int], typer.Option(min=8, help="Songs in the synthetic corpus.")] = None,
+    seed: Annotated[Optional[int], typer.Option(min=0, help="Corpus, split and training seed.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Maximum training epochs per model.")] = None,
+    target: Annotated[Optional[str], typer.Option(help="Colour the candidates are scored against.")] = None,
     store: StoreOpt = None,
 ):
     """The main job end to end on a synthetic corpus, offline: synth, ingest, encode, train, score, neighbours.
@@ -443,7 +455,7 @@ def demo_command(
     from fusion.demo import DemoConfig, run_demo
 
     handle = open_store(store)
-    config = DemoConfig(songs=songs, seed=seed, epochs=epochs, target=target)
+    config = DemoConfig(**given(songs=songs, seed=seed, epochs=epochs, target=target))
     render.print_demo(handle.uri, run_demo(handle, config, show_progress=True))
 
 

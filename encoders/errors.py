@@ -24,3 +24,7 @@ class BadInputError(EncoderError):
 
     def __reduce__(self):
         return type(self), (self.table, self.segment_id, self.reason)
+
+
+class DeviceError(ChromaticError, ValueError):
+    """A `--device` that is not a known device name, or that this machine does not have."""

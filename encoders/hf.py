@@ -19,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from encoders.base import Encoder, EncoderConfig
+from encoders.device import require_device
 from encoders.errors import EncoderError
 
 # Files whose content decides a checkpoint's outputs. Weights are hashed in the
@@ -147,7 +148,7 @@ def load_model(model_dir: Path, device: str, trust_remote_code: bool = False):
     import torch
     from transformers import AutoModel
 
-    check_device(device)
+    require_device(device)
     with _quiet_progress():
         model = load_component(
             AutoModel.from_pretrained, model_dir, "model", trust_remote_code=trust_remote_code, dtype=torch.float32
@@ -167,15 +168,6 @@ def _quiet_progress():
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()
-
-
-def check_device(device: str) -> None:
-    import torch
-
-    if device != "cpu" and not device.startswith("cuda"):
-        raise EncoderError(f"unknown device {device!r}; choose cpu or cuda (or cuda:N)")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise EncoderError(f"device {device!r} requested but CUDA is not available here; use --device cpu")
 
 
 def _remote_code_hint(exc: Exception) -> str:

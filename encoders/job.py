@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from encoders.base import Encoder
+from encoders.device import check_device_name
 from encoders.pipeline import BackgroundWriter, Preparer, WorkItem, encode_chunk
 from encoders.registry import build_encoder, get_encoder_class
 from featurestore.errors import SchemaMismatchError
@@ -42,7 +43,6 @@ from featurestore.schemas import SEGMENTS, FeatureTableName, feature_schema, vec
 from featurestore.space import vector_rows
 from featurestore.store import Store
 
-_DEVICES = ("cpu", "cuda", "mps")
 _ABSENT_CHUNK = 256  # absent rows still carry a zero-filled vector slot; keep each write small
 
 
@@ -85,8 +85,7 @@ class EncodeConfig:
                 raise EncoderError(f"{name} must be >= {low}, got {getattr(self, name)}")
         if self.limit is not None and self.limit < 0:
             raise EncoderError(f"limit must be >= 0 (or unset for all segments), got {self.limit}")
-        if self.device.split(":")[0] not in _DEVICES:
-            raise EncoderError(f"unknown device {self.device!r}; expected one of {', '.join(_DEVICES)} (e.g. cuda:1)")
+        check_device_name(self.device)
 
 
 @dataclass

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from encoders.device import require_device
 from fusion.errors import ModelError
 from featurestore.join import join
 from featurestore.store import Store
@@ -82,7 +83,7 @@ def train(store: Store, inputs: dict[str, str], config: TrainConfig, progress: P
 
 
 def _train(store: Store, inputs: dict[str, str], config: TrainConfig, progress: ProgressFn | None) -> TrainResult:
-    device = _device(config.device)
+    device = require_device(config.device)
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     joined = join(store, inputs)
@@ -207,13 +208,6 @@ def torch_threads(threads: int):
         torch.set_num_threads(before)
 
 
-def _device(name: str) -> torch.device:
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError(f"device {name!r} asked for but no CUDA GPU is available; use --device cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError as exc:
-        raise ModelError(f"bad device {name!r} ({exc}); use cpu, cuda or cuda:N") from exc
 
 
 def _summary(data: FusionData, joined, train_idx, val_idx) -> dict:
