@@ -169,7 +169,8 @@ def encode_command(
         modalities=tuple(modality or ()), limit=limit, strict=strict, workers=workers,
         **given(batch_size=batch_size, device=device),
     )
-    summary = run_encode(open_store(store, create=False), config)  # progress goes to stderr
+    with render.encode_progress() as progress:  # on stderr
+        summary = run_encode(open_store(store, create=False), config, progress=progress)
     render.print_encode_result(summary, as_json=json_out)
 
 
@@ -456,7 +457,7 @@ def demo_command(
 
     handle = open_store(store)
     config = DemoConfig(**given(songs=songs, seed=seed, epochs=epochs, target=target))
-    render.print_demo(handle.uri, run_demo(handle, config, show_progress=True))
+    render.print_demo(handle.uri, run_demo(handle, config, encode_progress=render.encode_progress))
 
 
 if __name__ == "__main__":

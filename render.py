@@ -15,8 +15,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 # Piped output (logs, CI) gets wide tables instead of rich's 80-column default.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -61,6 +70,28 @@ def counting_progress(label: str, total: int | None = None) -> Iterator[Callable
     task = bar.add_task(label, total=total)
     with bar:
         yield lambda done, new_total: bar.update(task, completed=done, total=new_total)
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.1f} seg/s" if speed else "- seg/s", style="progress.data.speed")
+
+
+@contextmanager
+def encode_progress() -> Iterator[Callable[[str, int, int], None]]:
+    """One bar per feature table on stderr, driven by the encode job's `progress(table, done, pending)`."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _RateColumn(),
+               TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=err_console) as bar:
+        tasks: dict[str, int] = {}
+
+        def update(table: str, done: int, pending: int) -> None:
+            if table not in tasks:
+                tasks[table] = bar.add_task(table, total=pending)
+            bar.update(tasks[table], completed=done)
+
+        yield update
 
 
 # -- data: synth, ingest, info -------------------------------------------------------------
@@ -172,6 +203,8 @@ def _print_metrics(title: str, metrics: dict) -> None:
 
 
 def print_train_result(result, as_json: bool = False) -> None:
+    from fusion.layout import MANIFEST, REPORT
+
     if as_json:
         print_json({"run_id": result.run_id, "run_dir": str(result.run_dir), "metrics": result.metrics,
                     "history": result.history, "summary": result.summary})
@@ -182,8 +215,8 @@ def print_train_result(result, as_json: bool = False) -> None:
     for table in summary["incomplete_tables"]:
         console.print(f"[yellow]warning:[/] {table} is still being encoded; its missing segments were masked")
     for reason, count in sorted(summary["skipped_by_reason"].items()):
-        console.print(f"[yellow]{count} segment(s) skipped or masked: {reason}[/] (listed in manifest.json)")
-    console.print(f"run: {result.run_dir}\nreport: {result.run_dir / 'report.png'}")
+        console.print(f"[yellow]{count} segment(s) skipped or masked: {reason}[/] (listed in {MANIFEST})")
+    console.print(f"run: {result.run_dir}\nreport: {result.run_dir / REPORT}")
 
 
 def warn_moved_tables(moved_tables: dict) -> None:
@@ -210,14 +243,15 @@ class CompareProgress:
         self.bar = _new_bar("{task.description}")
         self.task = None
 
-    def __call__(self, event: dict) -> None:
+    def __call__(self, event) -> None:
+        """`event`: a fusion.compare.CompareEvent."""
         if self.task is None:
-            self.task = self.bar.add_task("compare", total=event["total"] * self.epochs)
-        label = f"[{event['index']}/{event['total']}] {event['combination']}"
-        if event["stage"] == "epoch":
-            self.bar.update(self.task, advance=1, description=f"{label} epoch {event.get('epoch')}")
+            self.task = self.bar.add_task("compare", total=event.total * self.epochs)
+        label = f"[{event.index}/{event.total}] {event.combination}"
+        if event.stage == "epoch":
+            self.bar.update(self.task, advance=1, description=f"{label} epoch {event.epoch}")
         else:  # early stopping ends a run before its last epoch
-            self.bar.update(self.task, completed=event["index"] * self.epochs, description=label)
+            self.bar.update(self.task, completed=event.index * self.epochs, description=label)
 
 
 def print_compare(rows: list[dict], seed: int, as_json: bool = False) -> None:
@@ -335,44 +369,46 @@ def print_inspect(report: dict, as_json: bool = False) -> None:
 
 # -- demo ----------------------------------------------------------------------------------
 
-def print_demo(store_uri: str, steps: Iterable[tuple[str, object]]) -> None:
+def print_demo(store_uri: str, steps: Iterable) -> None:
     """Print each step of fusion.demo.run_demo as it finishes (the steps run while this iterates)."""
     console.print(f"[bold]chromatic demo[/] on store {store_uri}")
-    for step, payload in steps:
-        _print_demo_step(step, payload)
+    for step in steps:
+        _print_demo_step(step)
     console.print("[bold green]demo finished.[/] Try: chromatic info, chromatic versions, "
                   "chromatic neighbors --space spectral:v1 --segment ID --color Green")
 
 
-def _print_demo_step(step: str, payload) -> None:
+def _print_demo_step(step) -> None:
+    import fusion.demo as demo
     from fusion.compare import COMPARE_HEADERS, compare_table_rows
+    from fusion.layout import REPORT
 
-    if step == "synth":
-        console.print(rich_table("1. synthetic corpus", SYNTH_HEADERS, _synth_summary_rows(payload)))
-    elif step == "ingest":
-        print_ingest_summary(payload, title="2. ingest")
-    elif step == "info":
+    if isinstance(step, demo.SynthStep):
+        console.print(rich_table("1. synthetic corpus", SYNTH_HEADERS, _synth_summary_rows(step.summary)))
+    elif isinstance(step, demo.IngestStep):
+        print_ingest_summary(step.summary, title="2. ingest")
+    elif isinstance(step, demo.InfoStep):
         rows = [[c["color"], c["segments"], f"{c['audio_pct']:.0f}", f"{c['midi_pct']:.0f}", f"{c['lyrics_pct']:.0f}"]
-                for c in payload["coverage"]]
+                for c in step.info["coverage"]]
         console.print(rich_table("3. coverage in the store", COVERAGE_HEADERS, rows))
-    elif step == "encode":
-        print_encode_summary(payload, title=f"4. encode {payload.encoder}:{payload.version}")
-    elif step == "compare":
+    elif isinstance(step, demo.EncodeStep):
+        print_encode_summary(step.summary, title=f"4. encode {step.summary.encoder}:{step.summary.version}")
+    elif isinstance(step, demo.CompareStep):
         console.print(rich_table("5. train: all inputs vs fewer, same song split (validation accuracies)",
-                                 COMPARE_HEADERS, compare_table_rows(payload)))
-    elif step == "run":
-        console.print(f"model run {payload['run_id']}: report image {Path(payload['run_dir']) / 'report.png'}")
-    elif step == "score":
-        _print_demo_scores(payload)
-    elif step == "neighbors":
-        console.print(rich_table(f"7. neighbours of {payload['query']} within {payload['color']} in {payload['table']}",
-                                 NEIGHBOR_HEADERS, _neighbor_rows(payload["neighbors"])))
+                                 COMPARE_HEADERS, compare_table_rows(step.rows)))
+    elif isinstance(step, demo.RunStep):
+        console.print(f"model run {step.row['run_id']}: report image {Path(step.row['run_dir']) / REPORT}")
+    elif isinstance(step, demo.ScoreStep):
+        _print_demo_scores(step)
+    elif isinstance(step, demo.NeighborsStep):
+        console.print(rich_table(f"7. neighbours of {step.query} within {step.color} in {step.table}",
+                                 NEIGHBOR_HEADERS, _neighbor_rows(step.neighbors)))
 
 
-def _print_demo_scores(payload: dict) -> None:
-    target = payload["target"]
-    rows = [[r.rank, r.id, payload["truth"].get(r.id), r.match, r.predicted_color, r.p_target, r.error]
-            for r in payload["results"]]
+def _print_demo_scores(step) -> None:
+    target = step.target
+    rows = [[r.rank, r.id, step.truth.get(r.id), r.match, r.predicted_color, r.p_target, r.error]
+            for r in step.results]
     headers = ["rank", "candidate (held-out song)", "true colour", "match", "predicted", f"p({target})", "error"]
-    console.print(rich_table(f"6. score: MIDI candidates ranked against {target} (concept: {payload['concept']!r})",
+    console.print(rich_table(f"6. score: MIDI candidates ranked against {target} (concept: {step.concept!r})",
                              headers, rows))

@@ -52,9 +52,9 @@ def build_synth_store(directory: Path, songs: int) -> Store:
 def bench_encoder(store: Store, name: str, workers: int, batch_size: int) -> dict:
     # An untimed warm-up in this process first: imports, numba JIT and model loads are
     # one-off costs that would otherwise land on whichever run came first.
-    run_encode(store, EncodeConfig(name, "warmup", workers=0, limit=batch_size), progress=False)
+    run_encode(store, EncodeConfig(name, "warmup", workers=0, limit=batch_size))
     config = EncodeConfig(name, f"bench-w{workers}", workers=workers, batch_size=batch_size)
-    summary = run_encode(store, config, progress=False)
+    summary = run_encode(store, config)
     encoded = sum(t.encoded for t in summary.tables)
     done = sum(t.encoded + t.absent + t.failed_total for t in summary.tables)
     return {
@@ -109,7 +109,7 @@ def clap_job(store: Store, model_dir: Path, args, workers: int, version: str, lo
     config = EncodeConfig(
         "clap", version, model=str(model_dir), limit=args.clap_segments, batch_size=args.batch_size, workers=workers
     )
-    summary = run_encode(store, config, progress=False)
+    summary = run_encode(store, config)
     table = summary.tables[0]
     # The job loads the model lazily inside its first encode_batch; that one-off
     # load (timed on its own) is taken out of the job's times.

@@ -55,7 +55,7 @@ def build_store(path: Path, songs: int, seed: int) -> Store:
         write_corpus(SynthConfig(songs=songs, seed=seed), corpus)
     ingest_paths(store, [corpus])
     for encoder, modalities in ENCODINGS:
-        run_encode(store, EncodeConfig(encoder, "v1", modalities=modalities, workers=0), progress=False)
+        run_encode(store, EncodeConfig(encoder, "v1", modalities=modalities, workers=0))
     return store
 
 

@@ -60,8 +60,8 @@ def build_run(directory: Path, songs: int) -> tuple[Store, Path]:
     write_corpus(SynthConfig(songs=songs, seed=0, sample_rate=16_000), corpus)
     store = Store.open(directory / "store")
     ingest_paths(store, [corpus])
-    run_encode(store, EncodeConfig("pianoroll", "v1", workers=0), progress=False)
-    run_encode(store, EncodeConfig("minilm", "v1", modalities=("concept",), workers=0), progress=False)
+    run_encode(store, EncodeConfig("pianoroll", "v1", workers=0))
+    run_encode(store, EncodeConfig("minilm", "v1", modalities=("concept",), workers=0))
     result = train(store, INPUTS, TrainConfig(epochs=2, batch_size=32, seed=0, threads=1))
     return store, result.run_dir
 

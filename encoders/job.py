@@ -16,13 +16,11 @@ import os
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
-from rich.text import Text
 
 from encoders.base import Encoder
 from encoders.device import check_device_name
@@ -43,6 +41,8 @@ from featurestore.schemas import SEGMENTS, FeatureTableName, feature_schema, vec
 from featurestore.space import vector_rows
 from featurestore.store import Store
 
+# (table, segments written, segments pending): called as rows land, from the writer thread.
+EncodeProgressFn = Callable[[str, int, int], None]
 _ABSENT_CHUNK = 256  # absent rows still carry a zero-filled vector slot; keep each write small
 
 
@@ -148,7 +148,7 @@ class TablePlan:
 
 
 # -- entry point ----------------------------------------------------------------------
-def run_encode(store: Store, config: EncodeConfig, progress: bool = True) -> EncodeSummary:
+def run_encode(store: Store, config: EncodeConfig, progress: EncodeProgressFn | None = None) -> EncodeSummary:
     """Encode every segment that has no row yet in each of the encoder's tables."""
     started = time.perf_counter()
     encoder = build_job_encoder(config)
@@ -162,9 +162,8 @@ def run_encode(store: Store, config: EncodeConfig, progress: bool = True) -> Enc
         if any(plan.items for plan in plans.values()):
             preparer.start()  # workers spawn and import while this process hashes weights and claims
         records = claim_tables(store, encoder, names)
-        display = stack.enter_context(_progress_display(progress))
         tables = [
-            _TableJob(store, encoder, config, r, plans[r.table_name], segments, preparer, display).run()
+            _TableJob(store, encoder, config, r, plans[r.table_name], segments, preparer, progress).run()
             for r in records
         ]
     return EncodeSummary(encoder.name, config.version, tables, time.perf_counter() - started)
@@ -277,7 +276,7 @@ class _TableJob:
     plan: TablePlan
     segments: list[dict]
     preparer: Preparer
-    display: Any
+    progress: EncodeProgressFn | None
 
     @property
     def size(self) -> int:
@@ -288,8 +287,7 @@ class _TableJob:
         summary = TableSummary(name, pending=plan.pending, skipped_existing=plan.skipped)
         if plan.pending and self.record.state != "building":
             put_encoder_record(store, replace(self.record, state="building"))
-        task = self.display.add_task(name, total=plan.pending)
-        writer = BackgroundWriter(store, name, self.config.optimize_every, lambda n: self.display.advance(task, n))
+        writer = BackgroundWriter(store, name, self.config.optimize_every, self._written_counter(name, plan.pending))
         started = time.perf_counter()
         segment_ids = {s["segment_id"] for s in self.segments}
         try:
@@ -306,6 +304,20 @@ class _TableJob:
         summary.rows, summary.state = final.rows, final.state
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def _written_counter(self, name: str, pending: int) -> Callable[[int], None]:
+        """Counts rows written and reports them to the progress callback, if any."""
+        written = 0
+
+        def on_written(rows: int) -> None:
+            nonlocal written
+            written += rows
+            if self.progress:
+                self.progress(name, written, pending)
+
+        if self.progress:
+            self.progress(name, 0, pending)
+        return on_written
 
     def _feed(self, plan: TablePlan, writer: BackgroundWriter, summary: TableSummary) -> None:
         for start in range(0, len(plan.absent), _ABSENT_CHUNK):
@@ -356,36 +368,3 @@ class _TableJob:
 def reason_kind(reason: str) -> str:
     """Group error reasons that differ only in numbers ("3 NaN samples" ~ "5 NaN samples")."""
     return re.sub(r"\d+(\.\d+)?", "N", reason)
-
-
-# -- progress -------------------------------------------------------------------------
-class _RateColumn(ProgressColumn):
-    def render(self, task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:.1f} seg/s" if speed else "- seg/s", style="progress.data.speed")
-
-
-class _NoProgress:
-    def add_task(self, *args, **kwargs) -> int:
-        return 0
-
-    def advance(self, *args, **kwargs) -> None:
-        return None
-
-
-@contextlib.contextmanager
-def _progress_display(enabled: bool):
-    if not enabled:
-        yield _NoProgress()
-        return
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _RateColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
-    # stderr, so `--json` output on stdout stays parseable.
-    with Progress(*columns, console=Console(stderr=True)) as progress:
-        yield progress

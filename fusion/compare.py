@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Literal
 
 from featurestore.errors import ChromaticError, TableNotFoundError
 from fusion.errors import ModelError
@@ -17,10 +19,25 @@ from featurestore.schemas import MODALITIES, FeatureTableName
 from featurestore.store import Store
 from fusion.train import TrainConfig, TrainResult, train
 
-# Called with {"stage": "epoch", ...one history row} after each epoch and
-# {"stage": "done", "row": summary row} after each combination; both carry
-# "combination" (label), "index" (1-based) and "total".
-CompareProgressFn = Callable[[dict], None]
+
+
+@dataclass(frozen=True)
+class CompareEvent:
+    """Progress of `compare`: one per trained epoch ("epoch"), one per finished combination ("done")."""
+
+    combination: str  # its label
+    index: int  # 1-based
+    total: int
+    stage: Literal["epoch", "done"]
+    history: dict | None = None  # the epoch's history row (stage "epoch")
+    row: dict | None = None  # the combination's summary row (stage "done")
+
+    @property
+    def epoch(self) -> int | None:
+        return self.history.get("epoch") if self.history else None
+
+
+CompareProgressFn = Callable[[CompareEvent], None]
 
 SUMMARY_KEYS: tuple[str, ...] = ("mode_acc", "color_acc", "color_macro_f1")
 # (row key, printed header), in table order. Failures are listed apart, with their reasons.
@@ -98,26 +115,26 @@ def compare(
     check_tables_exist(store, grid)
     rows = []
     for index, combo in enumerate(combos, start=1):
-        event = {"combination": combination_label(combo), "index": index, "total": len(combos)}
+        event = CompareEvent(combination_label(combo), index, len(combos), "epoch")
         row = _train_one(store, combo, config, event, progress)
         rows.append(row)
         if progress:
-            progress({**event, "stage": "done", "row": row})
+            progress(replace(event, stage="done", row=row))
     return rows
 
 
-def _train_one(store: Store, combo: dict, config: TrainConfig, event: dict, progress) -> dict:
+def _train_one(store: Store, combo: dict, config: TrainConfig, event: CompareEvent, progress) -> dict:
     inputs = {name: spec for name, spec in combo.items() if spec is not None}
 
     def on_epoch(history_row: dict) -> None:
         if progress:
-            progress({**event, "stage": "epoch", **history_row})
+            progress(replace(event, history=history_row))
 
     try:
         result = train(store, inputs, config, progress=on_epoch)
     except ChromaticError as exc:
-        return {**_empty_row(event["combination"], inputs), "status": f"error: {exc}"}
-    return summary_row(event["combination"], inputs, result)
+        return {**_empty_row(event.combination, inputs), "status": f"error: {exc}"}
+    return summary_row(event.combination, inputs, result)
 
 
 def summary_row(label: str, inputs: dict[str, str], result: TrainResult) -> dict:

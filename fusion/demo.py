@@ -3,27 +3,30 @@
 synth -> ingest -> encode (weight-free + bundled MiniLM) -> train (all inputs and
 text-only, same split) -> export/score candidates -> neighbours in a colour.
 
-`run_demo` is a generator of (step, payload) so the CLI decides how to print;
+`run_demo` is a generator of typed steps (below) so the CLI decides how to print;
 every step is idempotent, so re-running the demo on the same store resumes
 (re-ingest changes nothing, encoders encode nothing new) and trains fresh runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from encoders.job import EncodeConfig, run_encode
+from encoders.job import EncodeConfig, EncodeProgressFn, EncodeSummary, run_encode
 from featurestore.errors import StoreError
 from featurestore.feature_table import PRESENT
 from featurestore.info import store_info
-from featurestore.ingest import ingest_paths
+from featurestore.ingest import IngestSummary, ingest_paths
+from featurestore.search import Neighbor, neighbors
 from featurestore.store import Store
-from featurestore.synth import SynthConfig, write_corpus
+from featurestore.synth import SynthConfig, SynthSummary, write_corpus
 from featurestore.taxonomy import canonical_color
+from fusion.candidates import ScoreResult
 from fusion.compare import compare
 from fusion.train import TrainConfig
 
@@ -53,27 +56,79 @@ class DemoConfig:
         object.__setattr__(self, "target", canonical_color(self.target))
 
 
-Emit = Iterator[tuple[str, object]]
+# -- the steps, in the order they come ----------------------------------------------
+@dataclass(frozen=True)
+class SynthStep:
+    summary: SynthSummary
 
 
-def run_demo(store: Store, config: DemoConfig, show_progress: bool = True) -> Emit:
+@dataclass(frozen=True)
+class IngestStep:
+    summary: IngestSummary
+
+
+@dataclass(frozen=True)
+class InfoStep:
+    info: dict  # featurestore.info.store_info
+
+
+@dataclass(frozen=True)
+class EncodeStep:
+    summary: EncodeSummary
+
+
+@dataclass(frozen=True)
+class CompareStep:
+    rows: list[dict]  # fusion.compare rows
+
+
+@dataclass(frozen=True)
+class RunStep:
+    row: dict  # the compare row of the all-inputs model
+
+
+@dataclass(frozen=True)
+class ScoreStep:
+    target: str
+    concept: str
+    results: list[ScoreResult]  # ranked
+    truth: dict[str, str]  # candidate id -> its true colour
+
+
+@dataclass(frozen=True)
+class NeighborsStep:
+    table: str
+    query: str
+    color: str
+    neighbors: list[Neighbor]
+
+
+DemoStep = SynthStep | IngestStep | InfoStep | EncodeStep | CompareStep | RunStep | ScoreStep | NeighborsStep
+# Opens a progress display for one encode job (e.g. render.encode_progress).
+EncodeProgressDisplay = Callable[[], AbstractContextManager[EncodeProgressFn]]
+
+
+def run_demo(store: Store, config: DemoConfig, encode_progress: EncodeProgressDisplay | None = None
+             ) -> Iterator[DemoStep]:
     refuse_stores_with_other_data(store)
     corpus = _corpus_path(store, config)
     if not corpus.exists():
-        yield "synth", write_corpus(SynthConfig(songs=config.songs, seed=config.seed), corpus)
-    yield "ingest", ingest_paths(store, [corpus])
-    yield "info", store_info(store)
+        yield SynthStep(write_corpus(SynthConfig(songs=config.songs, seed=config.seed), corpus))
+    yield IngestStep(ingest_paths(store, [corpus]))
+    yield InfoStep(store_info(store))
     for encoder, version, params, modalities in DEMO_ENCODINGS:
         job = EncodeConfig(encoder, version, params, modalities=modalities)
-        yield "encode", run_encode(store, job, progress=show_progress)
+        with encode_progress() if encode_progress else nullcontext() as progress:
+            summary = run_encode(store, job, progress=progress)
+        yield EncodeStep(summary)
     rows = compare(store, _grid(), TrainConfig(epochs=config.epochs, seed=config.seed, threads=1))
-    yield "compare", rows
+    yield CompareStep(rows)
     best = next((r for r in rows if r["status"] == "ok" and r["inputs"] == ALL_INPUTS), None)
     if best is None:
         return
-    yield "run", best
-    yield "score", score_candidates(best["run_dir"], config)
-    yield "neighbors", neighbours_of_one_segment(store, config)
+    yield RunStep(best)
+    yield score_candidates(best["run_dir"], config)
+    yield neighbours_of_one_segment(store, config)
 
 
 def refuse_stores_with_other_data(store: Store) -> None:
@@ -121,7 +176,7 @@ def candidate_midis(config: DemoConfig, workdir: Path) -> list[tuple[str, str, b
     return picks[: config.candidates]
 
 
-def score_candidates(run_dir: Path, config: DemoConfig) -> dict:
+def score_candidates(run_dir: Path, config: DemoConfig) -> ScoreStep:
     """Rank held-out synthetic MIDI candidates against the target colour (MIDI only + the song concept)."""
     from fusion.scorer import ChromaticScorer
 
@@ -132,12 +187,11 @@ def score_candidates(run_dir: Path, config: DemoConfig) -> dict:
         [{"id": cid, "midi": midi} for cid, _, midi in picks], target=config.target, concept=concept
     )
     truth = {cid: color for cid, color, _ in picks}
-    return {"target": config.target, "concept": concept, "results": results, "truth": truth}
+    return ScoreStep(config.target, concept, results, truth)
 
 
-def neighbours_of_one_segment(store: Store, config: DemoConfig, k: int = 5) -> dict:
+def neighbours_of_one_segment(store: Store, config: DemoConfig, k: int = 5) -> NeighborsStep:
     """Nearest segments to one target-colour segment, within its colour, in the audio space."""
-    from featurestore.search import neighbors
     from featurestore.store import sql_quote
 
     table = "audio." + ALL_INPUTS["audio"].replace(":", ".")
@@ -147,4 +201,4 @@ def neighbours_of_one_segment(store: Store, config: DemoConfig, k: int = 5) -> d
     ).column("segment_id").to_pylist()
     query = sorted(set(present) & set(of_color))[0]
     hits = neighbors(store, table, query, k=k, colors=(config.target,))
-    return {"table": table, "query": query, "color": config.target, "neighbors": hits}
+    return NeighborsStep(table, query, config.target, hits)

@@ -94,8 +94,8 @@ def test_compare_trains_each_combination_on_the_same_split(tiny_store):
     # The no-lyrics rows are the segments without lyrics, even for the model without a lyrics input.
     assert len({row["no_lyrics_n"] for row in rows}) == 1
     assert len({row["run_id"] for row in rows}) == 3
-    assert [e["index"] for e in events if e["stage"] == "done"] == [1, 2, 3]
-    assert any(e["stage"] == "epoch" for e in events)
+    assert [e.index for e in events if e.stage == "done"] == [1, 2, 3]
+    assert any(e.stage == "epoch" for e in events)
 
     first, *others = (validation_songs(Path(row["run_dir"])) for row in rows)
     assert first and all(other == first for other in others)

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def encode(store, encoder="fake_audio", version="v1", **kwargs):
     kwargs.setdefault("workers", 0)
-    return run_encode(store, EncodeConfig(encoder, version, **kwargs), progress=False)
+    return run_encode(store, EncodeConfig(encoder, version, **kwargs))
 
 
 def rows_by_id(store, table) -> dict[str, dict]:
@@ -205,7 +205,7 @@ from encoders.pipeline import Preparer
 from encoders.registry import build_encoder
 from featurestore import Store
 if __name__ == "__main__":
-    run_encode(Store.open(sys.argv[1]), EncodeConfig("fake_audio", "v1", batch_size=3, workers=0), progress=False)
+    run_encode(Store.open(sys.argv[1]), EncodeConfig("fake_audio", "v1", batch_size=3, workers=0))
 """
 
 

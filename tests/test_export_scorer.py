@@ -53,7 +53,7 @@ def trained(tmp_path_factory):
     store = build_tiny_store(tmp_path_factory.mktemp("scorer") / "store")
     for encoder, params, modalities in ENCODES:
         config = EncodeConfig(encoder, "v1", params=params, modalities=modalities, workers=0, batch_size=64)
-        run_encode(store, config, progress=False)
+        run_encode(store, config)
     result = train(store, INPUTS, TrainConfig(epochs=3, batch_size=16, seed=0, threads=1))
     return store, result.run_id, result.run_dir
 
