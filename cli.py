@@ -86,7 +86,7 @@ def synth_command(
     Examples: chromatic synth --songs 40 --seed 0 --out corpus.parquet;
     chromatic synth --songs 8 --max-seconds 8 --out tiny.parquet
     """
-    from featurestore.synth import SynthConfig, write_corpus
+    from synth import SynthConfig, write_corpus
 
     low, high = SynthConfig.segments_per_song
     config = SynthConfig(**given(songs=songs, seed=seed, min_seconds=min_seconds, max_seconds=max_seconds),
@@ -453,7 +453,7 @@ def demo_command(
 
     Re-running resumes: ingest changes nothing, encoders encode nothing new, models train afresh.
     """
-    from fusion.demo import DemoConfig, run_demo
+    from demo import DemoConfig, run_demo
 
     handle = open_store(store)
     config = DemoConfig(**given(songs=songs, seed=seed, epochs=epochs, target=target))

@@ -370,7 +370,7 @@ def print_inspect(report: dict, as_json: bool = False) -> None:
 # -- demo ----------------------------------------------------------------------------------
 
 def print_demo(store_uri: str, steps: Iterable) -> None:
-    """Print each step of fusion.demo.run_demo as it finishes (the steps run while this iterates)."""
+    """Print each step of demo.run_demo as it finishes (the steps run while this iterates)."""
     console.print(f"[bold]chromatic demo[/] on store {store_uri}")
     for step in steps:
         _print_demo_step(step)
@@ -379,7 +379,7 @@ def print_demo(store_uri: str, steps: Iterable) -> None:
 
 
 def _print_demo_step(step) -> None:
-    import fusion.demo as demo
+    import demo
     from fusion.compare import COMPARE_HEADERS, compare_table_rows
     from fusion.layout import REPORT
 

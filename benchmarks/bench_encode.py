@@ -1,7 +1,7 @@
 """Encode-job throughput, and how close the job gets to the model's own speed.
 
 (a) segments/s of the weight-free encoders (spectral, midistats, pianoroll) and
-    minilm on a synthetic store (featurestore.synth -> ingest).
+    minilm on a synthetic store (synth -> ingest).
 (b) a CLAP with laion/larger_clap_music's full architecture (random weights,
     tests/tinymodels.build_random_clap(size="full")): the ratio of the job's
     wall time (read, decode, resample, mel features, model, write) to the pure
@@ -40,7 +40,7 @@ SECTION_TITLE = "Encode"
 
 def build_synth_store(directory: Path, songs: int) -> Store:
     from featurestore.ingest import ingest_paths
-    from featurestore.synth import SynthConfig, write_corpus
+    from synth import SynthConfig, write_corpus
 
     corpus = directory / "corpus.parquet"
     write_corpus(SynthConfig(songs=songs), corpus)

@@ -1,6 +1,6 @@
 """Benchmark: ChromaticScorer.score_batch of 50 MIDI-only candidates on this CPU.
 
-Builds a small synthetic store (featurestore.synth), encodes it with the real
+Builds a small synthetic store (synth), encodes it with the real
 weight-free `pianoroll:v1` (default 100 ms x 256 steps) and the bundled MiniLM
 for the concept, trains a fusion model for two epochs (which exports
 model.onnx), then times `score_batch` on 50 candidates made of the corpus's
@@ -53,7 +53,7 @@ BEFORE_SMF = (
 
 def build_run(directory: Path, songs: int) -> tuple[Store, Path]:
     from featurestore.ingest import ingest_paths
-    from featurestore.synth import SynthConfig, write_corpus
+    from synth import SynthConfig, write_corpus
     from fusion.train import TrainConfig, train
 
     corpus = directory / "corpus.parquet"

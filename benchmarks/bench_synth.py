@@ -30,7 +30,7 @@ SECTION_TITLE = "Synthetic corpus (chromatic synth)"
 
 def child(songs: int, seed: int, out: str) -> None:
     sys.path.insert(0, str(ROOT))
-    from featurestore.synth import SynthConfig, write_corpus
+    from synth import SynthConfig, write_corpus
 
     summary = write_corpus(SynthConfig(songs=songs, seed=seed), Path(out))
     total = summary.total

@@ -36,9 +36,5 @@ class IngestError(ChromaticError):
     """A whole input file cannot be ingested (e.g. a required column is missing)."""
 
 
-class SynthError(ChromaticError):
-    """Bad synthetic-corpus settings (song count, segment lengths, sample rate)."""
-
-
 class SearchError(ChromaticError):
     """A neighbour query cannot run: unknown segment, missing vector, bad filter or query input."""

@@ -198,7 +198,7 @@ HAND_BUILT = {
 # -- equality with the miditoolkit path -----------------------------------------------
 @pytest.fixture(scope="module")
 def corpus_midis(tmp_path_factory) -> list[bytes]:
-    from featurestore.synth import SynthConfig, write_corpus
+    from synth import SynthConfig, write_corpus
 
     path = tmp_path_factory.mktemp("corpus") / "corpus.parquet"
     write_corpus(SynthConfig(songs=16, seed=3, segments_per_song=(2, 3), min_seconds=5, max_seconds=6), path)

@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from featurestore.errors import SynthError
-from featurestore.synth import ALBUM_COLORS, COVERAGE, SynthConfig, write_corpus
+from synth.errors import SynthError
+from synth import ALBUM_COLORS, COVERAGE, SynthConfig, write_corpus
 from featurestore.taxonomy import color_modes
 
 COLUMNS = [
@@ -213,7 +213,7 @@ def test_bad_settings_are_refused_with_the_reason(changes, expected):
 
 
 def test_a_failing_song_is_reported_and_the_rest_written(tmp_path, monkeypatch):
-    import featurestore.synth.corpus as corpus
+    import synth.corpus as corpus
 
     real = corpus.sample_song_params
     calls = Counter()

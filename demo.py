@@ -24,7 +24,7 @@ from featurestore.info import store_info
 from featurestore.ingest import IngestSummary, ingest_paths
 from featurestore.search import Neighbor, neighbors
 from featurestore.store import Store
-from featurestore.synth import SynthConfig, SynthSummary, write_corpus
+from synth import SynthConfig, SynthSummary, write_corpus
 from featurestore.taxonomy import canonical_color
 from fusion.candidates import ScoreResult
 from fusion.compare import compare

@@ -5,7 +5,7 @@ tempo, register, density, rhythm, chords, dynamics, timbre); text carries a
 moderate (lyrics) or weak (concept) colour signal. See styles.py for the tables.
 """
 
-from featurestore.synth.corpus import (
+from synth.corpus import (
     UPSTREAM_SCHEMA,
     ColorCounts,
     SynthConfig,
@@ -14,7 +14,7 @@ from featurestore.synth.corpus import (
     song_id,
     write_corpus,
 )
-from featurestore.synth.styles import ALBUM_COLORS, COVERAGE
+from synth.styles import ALBUM_COLORS, COVERAGE
 
 __all__ = [
     "ALBUM_COLORS",

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from featurestore.synth.music import BASS, LEAD, PAD, Notes
-from featurestore.synth.styles import Timbre
+from synth.music import BASS, LEAD, PAD, Notes
+from synth.styles import Timbre
 
 TABLE_SIZE = 4096  # a power of two, so phase wrap-around is a bit mask
 PEAK = 0.5

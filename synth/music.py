@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from featurestore.synth.styles import CHORD_KINDS, SongParams
+from synth.styles import CHORD_KINDS, SongParams
 
 PARTS: tuple[str, ...] = ("lead", "pad", "bass")
 LEAD, PAD, BASS = range(3)

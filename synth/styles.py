@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from featurestore.errors import SynthError
+from synth.errors import SynthError
 from featurestore.taxonomy import COLORS
 
 RHYTHMS: tuple[str, ...] = ("straight", "swing", "syncopated")

@@ -7,8 +7,8 @@ import io
 import miditoolkit
 import numpy as np
 
-from featurestore.synth.music import BASS, LEAD, PAD, PARTS, Notes
-from featurestore.synth.styles import SongParams
+from synth.music import BASS, LEAD, PAD, PARTS, Notes
+from synth.styles import SongParams
 
 TICKS_PER_BEAT = 480
 # Key-signature names that MIDI meta events accept (mido spells some keys flat).

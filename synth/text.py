@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from featurestore.errors import SynthError
+from synth.errors import SynthError
 from featurestore.taxonomy import DIMENSIONS, MODES, color_modes
 
 MODE_PHRASES: dict[str, tuple[str, ...]] = {

@@ -17,12 +17,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from featurestore.errors import SynthError
-from featurestore.synth.audio import RELEASE_SECONDS, build_instrument, render
-from featurestore.synth.midi import midi_bytes
-from featurestore.synth.music import compose
-from featurestore.synth.styles import ALBUM_COLORS, COVERAGE, sample_song_params
-from featurestore.synth.text import concept_text, lyric_text
+from synth.errors import SynthError
+from synth.audio import RELEASE_SECONDS, build_instrument, render
+from synth.midi import midi_bytes
+from synth.music import compose
+from synth.styles import ALBUM_COLORS, COVERAGE, sample_song_params
+from synth.text import concept_text, lyric_text
 from featurestore.taxonomy import color_modes
 from featurestore.validate import LABEL_COLUMNS
 from featurestore.validate import UPSTREAM_SCHEMA as _INGEST_SCHEMA
