@@ -12,8 +12,8 @@ from typing import Annotated, Optional
 
 import typer
 
-import render
 from featurestore.errors import ChromaticError
+import render
 
 # Re-exported so commands can keep using cli's helpers by these names.
 from render import console, err_console, print_json, rich_table  # noqa: F401

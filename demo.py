@@ -24,11 +24,11 @@ from featurestore.info import store_info
 from featurestore.ingest import IngestSummary, ingest_paths
 from featurestore.search import Neighbor, neighbors
 from featurestore.store import Store
-from synth import SynthConfig, SynthSummary, write_corpus
 from featurestore.taxonomy import canonical_color
 from fusion.candidates import ScoreResult
 from fusion.compare import compare
 from fusion.train import TrainConfig
+from synth import SynthConfig, SynthSummary, write_corpus
 
 # (encoder, version, params, modalities): what the offline pipeline stores.
 DEMO_ENCODINGS: tuple[tuple[str, str, dict, tuple[str, ...]], ...] = (

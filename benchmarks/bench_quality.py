@@ -24,10 +24,10 @@ import pyarrow.parquet as pq  # noqa: E402
 from encoders.job import EncodeConfig, run_encode  # noqa: E402
 from featurestore.ingest import ingest_paths  # noqa: E402
 from featurestore.store import Store  # noqa: E402
-from synth import SynthConfig, write_corpus  # noqa: E402
 from fusion.model import Standardize  # noqa: E402
 from fusion.scorer import ChromaticScorer  # noqa: E402
 from fusion.train import TrainConfig, train  # noqa: E402
+from synth import SynthConfig, write_corpus  # noqa: E402
 
 TEXT = {"lyrics": "minilm:v1", "concept": "minilm:v1"}
 # name -> (inputs, modality dropout, solo dropout); names ending in NO_STANDARDISE

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from encoders.base import EncoderConfig, EncoderInput
+from encoders.errors import EncoderError
 from encoders.hf import HFEncoder, check_window_params, cut_windows, l2_normalize, to_numpy
 from encoders.media import check_audio, check_modality, resample
 from encoders.registry import register
-from encoders.errors import EncoderError
 
 # Windows per forward pass; bounds activation memory, does not change outputs.
 WINDOWS_PER_FORWARD = 32

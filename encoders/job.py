@@ -24,10 +24,10 @@ import numpy as np
 
 from encoders.base import Encoder
 from encoders.device import check_device_name
+from encoders.errors import BadInputError, EncoderError
 from encoders.pipeline import BackgroundWriter, Preparer, WorkItem, encode_chunk
 from encoders.registry import build_encoder, get_encoder_class
 from featurestore.errors import SchemaMismatchError
-from encoders.errors import BadInputError, EncoderError
 from featurestore.feature_table import (
     PRESENT,
     SEGMENT_INPUT_COLUMNS,

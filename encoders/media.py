@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from encoders.base import BadInput, Encoder
-from encoders.smf import SmfContents, read_smf
 from encoders.errors import EncoderError
+from encoders.smf import SmfContents, read_smf
 
 # soxr's high-quality mode is deterministic and much faster than the
 # polyphase/kaiser resamplers; pinned so vectors never depend on librosa's default.

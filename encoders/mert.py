@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from encoders.base import BadInput, EncoderConfig, EncoderInput
+from encoders.errors import EncoderError
 from encoders.hf import HFEncoder, check_window_params, cut_windows, to_numpy
 from encoders.media import check_audio, check_modality, resample
 from encoders.registry import register
-from encoders.errors import EncoderError
 
 # Windows per forward pass; the conv front-end's activations dominate memory.
 WINDOWS_PER_FORWARD = 8

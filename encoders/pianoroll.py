@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from encoders.base import BadInput, Encoder, EncoderConfig, EncoderInput
+from encoders.errors import EncoderError
 from encoders.media import NoteTable, check_modality, decode_midi, note_table
 from encoders.registry import register
-from encoders.errors import EncoderError
 
 VELOCITY_MODES = ("velocity", "binary")
 DRUM_MODES = ("keep", "drop", "separate")

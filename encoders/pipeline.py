@@ -32,8 +32,8 @@ import numpy as np
 import pyarrow as pa
 
 from encoders.base import BadInput, Encoder, EncoderInput
-from featurestore.errors import SchemaMismatchError
 from encoders.errors import EncoderError
+from featurestore.errors import SchemaMismatchError
 from featurestore.feature_table import MEDIA_COLUMNS, TEXT_COLUMN, rows_from_entries
 from featurestore.schemas import MEDIA
 from featurestore.store import Store, sql_in

@@ -15,9 +15,9 @@ import numpy as np
 
 from encoders.base import BadInput, EncoderInput
 from encoders.media import load_audio_path, load_midi_path
-from featurestore.feature_table import TEXT_COLUMN
 from encoders.registry import EncoderIdentity, EncoderIdentityError, encoder_from_identity
 from featurestore.errors import SearchError
+from featurestore.feature_table import TEXT_COLUMN
 from featurestore.registry import get_encoder_record
 from featurestore.search import Neighbor, feature_dim, neighbors, resolve_space
 from featurestore.store import Store

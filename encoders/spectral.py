@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from encoders.base import BadInput, Encoder, EncoderConfig, EncoderInput
+from encoders.errors import EncoderError
 from encoders.media import check_audio, check_modality, resample
 from encoders.registry import register
-from encoders.errors import EncoderError
 
 CONTRAST_BANDS = 6  # librosa's spectral_contrast returns n_bands + 1 rows
 _AMIN = 1e-10  # power floor for dB: keeps silence at -100 dB instead of -inf

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from encoders.base import BadInput, EncoderConfig, EncoderInput
+from encoders.errors import EncoderError
 from encoders.hf import HFEncoder, l2_normalize, load_component, to_numpy
 from encoders.media import check_modality
 from encoders.registry import register
-from encoders.errors import EncoderError
 
 # Texts per forward pass; bounds activation memory, does not change outputs.
 TEXTS_PER_FORWARD = 32

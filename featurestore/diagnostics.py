@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from featurestore.errors import SearchError
+from featurestore.feature_table import PRESENT
 from featurestore.schemas import SEGMENTS
 from featurestore.search import feature_dim
-from featurestore.feature_table import PRESENT
 from featurestore.space import VectorSpace, batch_matrix, table_space
 from featurestore.store import Store
 from featurestore.taxonomy import COLORS

@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from featurestore.errors import SearchError
-from featurestore.schemas import SEGMENTS, SYSTEM_TABLES, FeatureTableName, vector_shape
 from featurestore.feature_table import PRESENT, feature_table_names
+from featurestore.schemas import SEGMENTS, SYSTEM_TABLES, FeatureTableName, vector_shape
 from featurestore.space import COSINE_SPACE, VectorSpace, batch_matrix, table_space
 from featurestore.store import Store, sql_in, sql_quote
 from featurestore.taxonomy import TaxonomyError, canonical_color

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from lancedb.index import BTree, Bitmap, IvfPq
 
 from featurestore.errors import SearchError
-from featurestore.schemas import SEGMENTS, SYSTEM_TABLES, FeatureTableName, vector_shape
 from featurestore.feature_table import PRESENT
+from featurestore.schemas import SEGMENTS, SYSTEM_TABLES, FeatureTableName, vector_shape
 from featurestore.space import table_space
 from featurestore.store import Store
 

@@ -26,8 +26,8 @@ import numpy as np
 
 from encoders.base import BadInput, EncoderInput
 from encoders.media import check_audio, load_audio_path, load_midi_path
-from fusion.errors import ModelError
 from featurestore.taxonomy import COLORS, DIMENSIONS, MODES, TaxonomyError, canonical_color, color_modes, soft_target
+from fusion.errors import ModelError
 
 MATCH_DIMENSION_WEIGHT = 0.5  # the rest (0.5) goes to p(color = target)
 CANDIDATE_FIELDS = ("id", "midi", "audio", "sample_rate", "lyrics")

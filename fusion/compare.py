@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from featurestore.errors import ChromaticError, TableNotFoundError
-from fusion.errors import ModelError
 from featurestore.schemas import MODALITIES, FeatureTableName
 from featurestore.store import Store
+from fusion.errors import ModelError
 from fusion.train import TrainConfig, TrainResult, train
 
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fusion.errors import ModelError
 from featurestore.join import JoinResult, input_arrays
 from featurestore.taxonomy import (
     COLORS,
@@ -22,6 +21,7 @@ from featurestore.taxonomy import (
     single_mode_index,
     soft_target,
 )
+from fusion.errors import ModelError
 
 
 @dataclass

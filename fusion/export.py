@@ -33,8 +33,8 @@ import numpy as np
 import torch
 
 from fusion.errors import ModelError
-from fusion.model import FusionModel, example_inputs
 from fusion.layout import ONNX_FILE, ONNX_OUTPUT_NAMES, read_manifest, write_manifest
+from fusion.model import FusionModel, example_inputs
 from fusion.runs import Run, load_run_dir
 DEFAULT_OPSET = 18
 PARITY_TOLERANCE = 1e-4

@@ -26,8 +26,8 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from featurestore.join import InputArrays, input_arrays, join
 from featurestore.feature_table import feature_rows, finish_table
+from featurestore.join import InputArrays, input_arrays, join
 from featurestore.registry import EncoderRecord, claim_version
 from featurestore.schemas import FeatureTableName, feature_schema
 from featurestore.store import Store

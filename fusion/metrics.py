@@ -38,8 +38,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from fusion.errors import ModelError
 from featurestore.taxonomy import COLORS, DIMENSIONS
+from fusion.errors import ModelError
 from fusion.layout import HEAD_LABELS, HEADS
 
 METRIC_KEYS: tuple[str, ...] = (

@@ -19,10 +19,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from fusion.errors import ModelError
 from featurestore.join import JoinResult, JoinSource
 from featurestore.registry import ModelRecord, list_model_records, put_model_record
 from featurestore.store import Store
+from fusion.errors import ModelError
 from fusion.layout import (
     HEAD_LABELS,
     HEADS,

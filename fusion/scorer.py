@@ -30,7 +30,6 @@ import numpy as np
 
 from encoders.base import BadInput, Encoder, EncoderInput
 from encoders.registry import EncoderIdentity, EncoderIdentityError, encoder_from_identity
-from fusion.errors import ModelError
 from fusion.candidates import (
     Candidate,
     ScoreResult,
@@ -42,6 +41,7 @@ from fusion.candidates import (
     target_color,
     text_or_none,
 )
+from fusion.errors import ModelError
 from fusion.layout import HEADS, read_manifest, resolve_model_dir
 
 SHARED_INPUT = "concept"  # one text for the whole batch

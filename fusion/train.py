@@ -19,11 +19,11 @@ import torch
 from torch.nn import functional as F
 
 from encoders.device import require_device
-from fusion.errors import ModelError
 from featurestore.join import join
 from featurestore.store import Store
 from featurestore.taxonomy import DIMENSIONS
 from fusion.dataset import FusionData, build_dataset, split_by_song, val_index_for_songs
+from fusion.errors import ModelError
 from fusion.export import export_onnx
 from fusion.metrics import Predictions, compute_metrics
 from fusion.model import FUSIONS, HEAD_SIZES, FusionConfig, FusionModel, InputSpec

@@ -17,15 +17,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from synth.errors import SynthError
+from featurestore.taxonomy import color_modes
+from featurestore.validate import LABEL_COLUMNS
+from featurestore.validate import UPSTREAM_SCHEMA as _INGEST_SCHEMA
 from synth.audio import RELEASE_SECONDS, build_instrument, render
+from synth.errors import SynthError
 from synth.midi import midi_bytes
 from synth.music import compose
 from synth.styles import ALBUM_COLORS, COVERAGE, sample_song_params
 from synth.text import concept_text, lyric_text
-from featurestore.taxonomy import color_modes
-from featurestore.validate import LABEL_COLUMNS
-from featurestore.validate import UPSTREAM_SCHEMA as _INGEST_SCHEMA
 
 # The upstream layout is ingest's contract (featurestore.validate); the corpus adds
 # only `duration_seconds`, which upstream files carry (ingest reads start/end instead).

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from synth.errors import SynthError
 from featurestore.taxonomy import COLORS
+from synth.errors import SynthError
 
 RHYTHMS: tuple[str, ...] = ("straight", "swing", "syncopated")
 CHORD_KINDS: tuple[str, ...] = ("triad", "seventh", "sus", "add9")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from synth.errors import SynthError
 from featurestore.taxonomy import DIMENSIONS, MODES, color_modes
+from synth.errors import SynthError
 
 MODE_PHRASES: dict[str, tuple[str, ...]] = {
     "Past": (

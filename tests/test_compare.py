@@ -6,11 +6,11 @@ import pyarrow as pa
 import pytest
 
 from featurestore.errors import StoreError, TableNotFoundError
-from fusion.errors import ModelError
 from featurestore.registry import EncoderRecord, put_encoder_record
 from featurestore.schemas import SEGMENTS, FeatureTableName, feature_schema
 from featurestore.taxonomy import COLORS
 from fusion.compare import COMPARE_COLUMNS, combination_label, combinations, compare
+from fusion.errors import ModelError
 from fusion.train import TrainConfig
 
 DIM = 8

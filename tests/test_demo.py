@@ -1,7 +1,7 @@
 import pytest
 
-from featurestore import Store, StoreError
 from demo import DemoConfig, refuse_stores_with_other_data, run_demo
+from featurestore import Store, StoreError
 
 
 def test_demo_refuses_a_store_holding_other_data(tiny_store):

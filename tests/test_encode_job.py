@@ -14,12 +14,12 @@ import pyarrow as pa
 import pytest
 
 import fake_encoders
+from encoders.errors import BadInputError, EncoderError
 from encoders.job import EncodeConfig, plan_table, run_encode
 from encoders.pipeline import Preparer
 from encoders.registry import build_encoder
 from featurestore.coverage import list_versions
 from featurestore.errors import VersionConflictError, WriterLockedError
-from encoders.errors import BadInputError, EncoderError
 from featurestore.registry import get_encoder_record
 from featurestore.schemas import MEDIA, MEDIA_SCHEMA, SEGMENTS
 from featurestore.store import sql_quote

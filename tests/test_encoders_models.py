@@ -17,9 +17,9 @@ import pytest
 
 from encoders.base import BadInput, EncoderInput
 from encoders.clap import ClapEncoder, ClapEncoderConfig
+from encoders.errors import EncoderError
 from encoders.mert import MertEncoder, MertEncoderConfig
 from encoders.text import DebertaEncoder, DebertaEncoderConfig, MiniLMEncoder, MiniLMEncoderConfig
-from encoders.errors import EncoderError
 from tinymodels import build_random_clap, build_tiny_deberta, build_tiny_hubert
 
 CLAP_SR = 48_000

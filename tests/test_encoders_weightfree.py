@@ -15,12 +15,12 @@ import soundfile
 from tinydata import midi_bytes, tone
 
 from encoders.base import BadInput, EncoderInput
+from encoders.errors import EncoderError
 from encoders.media import check_audio, decode_midi, load_audio_path, load_midi_path, resample
 from encoders.midistats import FEATURE_NAMES, MidiStatsConfig, MidiStatsEncoder
 from encoders.pianoroll import PianoRollConfig, PianoRollEncoder
 from encoders.registry import build_encoder, encoder_from_stored, make_config
 from encoders.spectral import SpectralConfig, SpectralEncoder
-from encoders.errors import EncoderError
 
 TPB = 480
 

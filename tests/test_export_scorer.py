@@ -24,12 +24,12 @@ import pytest
 import fake_encoders  # noqa: F401 - registers fake_audio / fake_text
 from encoders.base import EncoderInput
 from encoders.job import EncodeConfig, run_encode
-from fusion.errors import ModelError
 from featurestore.registry import get_encoder_record
 from featurestore.schemas import MEDIA, SEGMENTS
 from featurestore.taxonomy import COLORS, DIMENSIONS
 from fusion import export as export_module
 from fusion.candidates import chromatic_match
+from fusion.errors import ModelError
 from fusion.export import ONNX_FILE, ONNX_OUTPUT_NAMES, export_info, export_onnx, parity_max_abs_diff
 from fusion.fused_space import embed_run, fused_table_name
 from fusion.layout import MANIFEST, VAL_PREDICTIONS

@@ -6,12 +6,12 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from fusion.errors import ModelError
 from featurestore.join import join
 from featurestore.registry import list_model_records
 from featurestore.schemas import SEGMENTS, SEGMENTS_SCHEMA
 from featurestore.taxonomy import COLORS
 from fusion.dataset import build_dataset, split_by_song
+from fusion.errors import ModelError
 from fusion.model import FusionConfig, FusionModel, InputSpec, modality_dropout
 from fusion.runs import load_run
 from fusion.train import TrainConfig, evaluate_run, train

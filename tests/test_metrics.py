@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from fusion.errors import ModelError
 from featurestore.taxonomy import COLORS, DIMENSIONS, MODES, color_index, color_modes, single_mode_index
+from fusion.errors import ModelError
 from fusion.metrics import (
     METRICS_TABLE_COLUMNS,
     Predictions,

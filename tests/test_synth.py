@@ -12,9 +12,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from synth.errors import SynthError
-from synth import ALBUM_COLORS, COVERAGE, SynthConfig, write_corpus
 from featurestore.taxonomy import color_modes
+from synth import ALBUM_COLORS, COVERAGE, SynthConfig, write_corpus
+from synth.errors import SynthError
 
 COLUMNS = [
     "segment_id", "song_id", "rainbow_color", "rainbow_color_temporal_mode", "rainbow_color_objectional_mode",
