@@ -1,51 +1,83 @@
 """Nearest-neighbour search over one feature table, with metadata prefilters.
 
-Metadata (colour, song, times) lives in `segments`, vectors in the feature
-table. A filter is therefore resolved to a segment-id set on `segments` first
-and then applied to the vector search as a prefilter: k results come back
-whenever k matching vectors exist, however far away the nearest matches lie
-(a postfilter over the global top-k would return fewer). Small candidate sets
-are searched exactly in numpy; large ones use the ANN index built by
-`featurestore.vector_index.build_index` when there is one.
+`Searcher(store, table)` is a search session: it opens the table, its ANN index
+and its standardisation statistics once and answers many queries from that one
+snapshot (`refresh()` moves it to the latest versions). `neighbors()` is one
+query through a fresh session.
 
-The metric is cosine everywhere (index, ANN query, exact search): it equals
-the L2 ranking on normalised embeddings. Tables of raw, not unit-norm
-statistics (the weight-free encoders) are first z-scored per feature
-(`featurestore.space`), query included, and then always searched exactly.
+Metadata (colour, song, times) lives only in `segments`, vectors in the feature
+table. A filter is resolved on `segments` once per session and turned into the
+feature table's row addresses; the ANN query then takes them as a bitmap
+allow-list (`featurestore.rowmask`), so Lance masks rows before ranking and k
+results come back whenever k matching vectors exist, however far away the
+nearest matches lie. Exact search reads a candidate set's vectors into RAM once
+per session (within `SearchSettings.resident_mb`) and costs one matrix product
+per query after that; a set larger than the budget is streamed.
+
+Which path: exact for tables searched in standardised space, without a cosine
+ANN index, for candidate sets under `exact_below`, and for a candidate set the
+session has already read into RAM; otherwise the ANN index. A large set is read
+into RAM the second time the session searches it (or at once for a batch of
+queries): one-off queries stay on the index, repeated ones get exact answers at
+numpy speed.
+
+The metric is cosine everywhere (index, ANN query, exact search). Tables of raw,
+not unit-norm statistics are z-scored per feature first (`featurestore.space`).
 """
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterator, Sequence
+import math
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from featurestore.errors import SearchError
-from featurestore.feature_table import PRESENT, feature_table_names
-from featurestore.schemas import SEGMENTS, SYSTEM_TABLES, FeatureTableName, vector_shape
-from featurestore.space import COSINE_SPACE, VectorSpace, batch_matrix, table_space
-from featurestore.store import Store, sql_in, sql_quote
-from featurestore.taxonomy import TaxonomyError, canonical_color
-from featurestore.vector_index import METRIC, IndexSettings, build_index, usable_vector_index
+from featurestore.feature_table import PRESENT
+from featurestore.resident import Hits, ResidentCache, ResidentVectors, streamed_nearest
+from featurestore.rowmask import allowlist
+from featurestore.schemas import SEGMENTS
+from featurestore.search_inputs import (
+    IDS_PER_LOOKUP,
+    NO_FILTER,
+    SearchFilter,
+    candidate_segment_ids,
+    checked_query_vector,
+    feature_dim,
+    filter_segment_ids,
+    in_space,
+    resolve_space,
+    stored_vectors,
+)
+from featurestore.space import batch_matrix, table_space
+from featurestore.store import Store, sql_in
+from featurestore.vector_index import IndexSettings, ann_query, build_index, cosine_ann_index
 
-__all__ = ["Neighbor", "SearchSettings", "IndexSettings", "neighbors", "build_index", "resolve_space"]
+__all__ = ["Neighbor", "SearchFilter", "SearchSettings", "Searcher", "IndexSettings", "neighbors", "build_index",
+           "resolve_space", "candidate_segment_ids", "feature_dim"]
 
 NEIGHBOR_METADATA = ["segment_id", "song_id", "color", "start_s", "end_s"]
+_NOT_LOOKED_UP = object()
 
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """How a query runs. Defaults reach recall@10 >= 0.95 on the benchmark (BENCHMARKS.md)."""
+    """How queries run. Defaults reach recall@10 >= 0.95 on the benchmark (BENCHMARKS.md)."""
 
     # Fewer candidates than this are searched exactly: as fast as the index there (BENCHMARKS.md).
     exact_below: int = 2_000
+    # Partitions probed by an unfiltered query; a filter keeping a fraction f of the rows probes nprobes / f
+    # (capped at all), so about as many matching rows are ranked as without a filter.
     nprobes: int = 20
     # Re-rank 20x k candidates on full vectors: recall@10 0.997 vs 0.973 at 10, for ~equal latency.
     refine_factor: int = 20
-    # Ids per `segment_id IN (...)` predicate; larger sets run as several queries, merged.
-    ids_per_query: int = 50_000
+    # RAM a session may hold candidate vectors in (float32 rows + ids); beyond it exact search streams.
+    resident_mb: int = 1024
     scan_batch: int = 8192
 
 
@@ -66,6 +98,22 @@ class Neighbor:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class _Candidates:
+    """A filter's matches that have a vector: ids and row addresses in this session's table version."""
+
+    ids: pa.Array
+    addrs: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return len(self.addrs)
+
+    @cached_property
+    def allow(self) -> bytes:
+        return allowlist(self.addrs)
+
+
 def neighbors(
     store: Store,
     table: str,
@@ -82,294 +130,207 @@ def neighbors(
 
     `colors`, `songs` and `where` (SQL over `segments` columns) prefilter the
     candidates. Null vectors never come back; the query segment itself only
-    with `include_self`. `exact=None` picks exact or ANN search by size; tables
-    searched in standardised space (see `featurestore.space`) are always exact.
+    with `include_self`. Fewer than k come back only when fewer than k segments
+    with a vector pass the filter (none when none does). `exact=None` picks
+    exact or ANN search (see the module text).
     """
-    if not isinstance(k, int) or k < 1:
-        raise SearchError(f"k must be a positive integer, got {k!r}")
-    dim = feature_dim(store, table)
-    query_id = query if isinstance(query, str) else None
-    vector = stored_vector(store, table, query_id) if query_id else checked_query_vector(query, dim, table)
-    space = table_space(store, table)
-    vector = _in_space(space, vector)
-    candidates = candidate_segment_ids(store, colors, songs, where)
-    skip = set() if include_self or query_id is None else {query_id}
-    hits = _search(store, table, space, vector, k + len(skip), candidates, exact, settings)
-    hits = [hit for hit in hits if hit[0] not in skip][:k]
-    return _with_metadata(store, hits)
+    search_filter = SearchFilter(tuple(colors), tuple(songs), where)
+    return Searcher(store, table, settings).search(query, k, search_filter, include_self, exact)
 
 
-# -- the query vector -----------------------------------------------------------
-def feature_dim(store: Store, table: str) -> int:
-    """Length of the (flattened) vectors of a feature table; errors name the valid tables."""
-    if table in SYSTEM_TABLES:
-        raise SearchError(f"{table!r} is a system table, not a feature table; feature tables: {_feature_listing(store)}")
-    FeatureTableName.parse(table)
-    return int(np.prod(vector_shape(store.table(table).schema)))
+class Searcher:
+    """A search session on one feature table: open once, query many times (see the module text)."""
 
+    def __init__(self, store: Store, table: str, settings: SearchSettings = DEFAULT_SETTINGS):
+        self.store, self.table, self.settings = store, table, settings
+        self.dim = feature_dim(store, table)
+        self._resident = ResidentCache(settings.resident_mb * 2**20)
+        self._open()
 
-def stored_vector(store: Store, table: str, segment_id: str) -> np.ndarray:
-    """The stored vector of one segment; errors say why it has none."""
-    rows = store.read(table, ["vector", "present", "status"], where=f"segment_id = {sql_quote(segment_id)}")
-    if rows.num_rows == 0:
-        if store.count(SEGMENTS, f"segment_id = {sql_quote(segment_id)}") == 0:
-            raise SearchError(f"unknown segment {segment_id!r}{_did_you_mean(store, segment_id)}")
-        raise SearchError(
-            f"segment {segment_id!r} has no row in {table} (not encoded yet); run `chromatic encode` for "
-            f"{table}, or query by --midi/--audio/--text"
-        )
-    row = rows.to_pylist()[0]
-    if row["vector"] is None or not row["present"]:
-        raise SearchError(
-            f"segment {segment_id!r} has no vector in {table} (status: {row['status'] or 'absent'}); "
-            "query another segment or query by content (--midi/--audio/--text)"
-        )
-    return np.asarray(row["vector"], dtype=np.float32)
+    def _open(self) -> None:
+        self._features = self.store.dataset(self.table)
+        self._segments = self.store.dataset(SEGMENTS) if self.store.has_table(SEGMENTS) else None
+        self.space = table_space(self.store, self.table, self._features)
+        self._index = _NOT_LOOKED_UP
+        self._rows: tuple[pa.Array, np.ndarray] | None = None
+        self._filters: dict[SearchFilter, _Candidates | None] = {}
+        self._uses: Counter = Counter()  # queries per filter, to read repeatedly searched sets into RAM
+        self._calls = 0
+        self._metadata: dict[str, dict] | None = None
+        self._resident.clear()
 
+    @property
+    def versions(self) -> tuple[int, int | None]:
+        """(feature table, segments) Lance versions this session answers from."""
+        return int(self._features.version), None if self._segments is None else int(self._segments.version)
 
-def checked_query_vector(query, dim: int, table: str) -> np.ndarray:
-    vector = np.asarray(query, dtype=np.float32).reshape(-1)
-    if vector.size != dim:
-        raise SearchError(f"query vector has {vector.size} values but {table} holds {dim}-d vectors")
-    if not np.all(np.isfinite(vector)):
-        raise SearchError("query vector holds NaN or infinite values")
-    if not np.any(vector):
-        raise SearchError("query vector is all zeros: cosine distance is undefined for it")
-    return vector
-
-
-def _in_space(space: VectorSpace, vector: np.ndarray) -> np.ndarray:
-    moved = space.transform(vector)
-    if space.standardised and not np.any(moved):
-        raise SearchError(
-            "the query vector equals the table's per-feature mean, so it has no direction in the standardised "
-            "space this table is searched in; query another segment or file"
-        )
-    return moved
-
-
-def _did_you_mean(store: Store, segment_id: str) -> str:
-    known = store.read(SEGMENTS, ["segment_id"]).column("segment_id").to_pylist()
-    close = difflib.get_close_matches(segment_id, known, n=3)
-    if close:
-        return f"; did you mean {', '.join(close)}?"
-    return f"; the store has {len(known)} segments (see `chromatic info`)"
-
-
-def _feature_listing(store: Store) -> str:
-    names = feature_table_names(store)
-    return ", ".join(names) or "(none: run `chromatic encode` first)"
-
-
-# -- metadata prefilter ---------------------------------------------------------
-def candidate_segment_ids(
-    store: Store, colors: Sequence[str] = (), songs: Sequence[str] = (), where: str | None = None
-) -> list[str] | None:
-    """Segment ids passing the metadata filters, or None when there are no filters."""
-    clauses = []
-    if colors:
-        clauses.append(sql_in("color", [_canonical(c) for c in colors]))
-    if songs:
-        _check_songs(store, songs)
-        clauses.append(sql_in("song_id", songs))
-    if where and where.strip():
-        clauses.append(f"({where})")
-    if not clauses:
-        return None
-    try:
-        found = store.read(SEGMENTS, ["segment_id"], where=" AND ".join(clauses))
-    except (ValueError, RuntimeError, OSError) as exc:
-        if not where:
-            raise
-        columns = ", ".join(store.table(SEGMENTS).schema.names)
-        reason = str(exc).strip().splitlines()[0]
-        raise SearchError(
-            f"bad --where predicate {where!r}: {reason}. It is SQL over the segments columns: {columns}; "
-            "e.g. \"bpm > 120 AND has_lyrics\""
-        ) from None
-    return found.column("segment_id").to_pylist()
-
-
-def _canonical(color: str) -> str:
-    try:
-        return canonical_color(color)
-    except TaxonomyError as exc:
-        raise SearchError(str(exc)) from None
-
-
-def _check_songs(store: Store, songs: Sequence[str]) -> None:
-    found = set(store.read(SEGMENTS, ["song_id"], where=sql_in("song_id", songs)).column("song_id").to_pylist())
-    unknown = [s for s in songs if s not in found]
-    if unknown:
-        known = set(store.read(SEGMENTS, ["song_id"]).column("song_id").to_pylist())
-        shown = sorted(known)[:12]
-        more = f" … ({len(known)} songs)" if len(known) > len(shown) else ""
-        raise SearchError(f"unknown song(s) {', '.join(unknown)}; known songs: {', '.join(shown)}{more}")
-
-
-# -- search -----------------------------------------------------------------------
-def _search(store, table, space, vector, limit, candidates, exact, settings) -> list[tuple[str, float]]:
-    if candidates is not None and not candidates:
-        return []
-    tbl = store.table(table)
-    if _searches_exactly(store, table, tbl, space, candidates, exact, settings):
-        return exact_search(store, table, vector, limit, candidates, settings, space)
-    hits = _ann_search(tbl, vector, limit, candidates, settings)
-    if candidates is not None and len(hits) < min(limit, len(candidates)):
-        # Fewer hits than candidates: some candidates may simply have no vector, so
-        # let the exact scan decide rather than return short.
-        return exact_search(store, table, vector, limit, candidates, settings, space)
-    return hits
-
-
-def _searches_exactly(store, table, tbl, space, candidates, exact, settings) -> bool:
-    if exact:
+    def refresh(self) -> bool:
+        """Move to the latest table versions (dropping cached filters and vectors) if either changed."""
+        seen = self.versions
+        latest = self.store.dataset(self.table).version, (
+            self.store.dataset(SEGMENTS).version if self.store.has_table(SEGMENTS) else None)
+        if latest == seen:
+            return False
+        self._open()
         return True
-    if space.standardised:
+
+    # -- queries ------------------------------------------------------------------------
+    def search(self, query: np.ndarray | str, k: int = 10, search_filter: SearchFilter = NO_FILTER,
+               include_self: bool = False, exact: bool | None = None) -> list[Neighbor]:
+        """The k nearest segments to one query (a vector or a stored segment's id); see `neighbors`."""
+        return self.search_many([query], k, search_filter, include_self, exact)[0]
+
+    def search_many(self, queries: Sequence[np.ndarray | str], k: int = 10, search_filter: SearchFilter = NO_FILTER,
+                    include_self: bool = False, exact: bool | None = None) -> list[list[Neighbor]]:
+        """`search` for several queries with one filter: one index call or one matrix product for all."""
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise SearchError(f"k must be a positive integer, got {k!r}")
+        if not queries:
+            return []
+        self._calls += 1
+        vectors = in_space(self.space, self._query_vectors(queries))
+        skip = [q if isinstance(q, str) and not include_self else None for q in queries]
+        limit = k + (1 if any(skip) else 0)
+        hits = self._hits(vectors, limit, search_filter, exact, len(queries))
+        kept = [[h for h in found if h[0] != own][:k] for found, own in zip(hits, skip)]
+        return self._with_metadata(kept)
+
+    def _query_vectors(self, queries: Sequence[np.ndarray | str]) -> np.ndarray:
+        ids = [q for q in queries if isinstance(q, str)]
+        stored = dict(zip(ids, stored_vectors(self.store, self._features, ids, self.table))) if ids else {}
+        return np.stack([stored[q] if isinstance(q, str) else checked_query_vector(q, self.dim, self.table)
+                         for q in queries])
+
+    def _hits(self, vectors: np.ndarray, limit: int, search_filter: SearchFilter, exact, count: int) -> list[Hits]:
+        candidates = self._candidates(search_filter)
+        if candidates is not None and candidates.size == 0:
+            return [[] for _ in vectors]
+        self._uses[search_filter] += count
+        if self._searches_exactly(search_filter, candidates, exact):
+            return self._exact(vectors, limit, search_filter, candidates)
+        allow = None if candidates is None else candidates.allow
+        hits = ann_query(self._features, vectors, limit, self._nprobes(candidates), self.settings.refine_factor, allow)
+        if candidates is not None:
+            # Short answers: the probed partitions held too few matches; the exact scan decides.
+            short = [j for j, found in enumerate(hits) if len(found) < min(limit, candidates.size)]
+            if short:
+                redone = self._exact(vectors[short], limit, search_filter, candidates)
+                for j, found in zip(short, redone):
+                    hits[j] = found
+        return hits
+
+    # -- choosing exact or ANN --------------------------------------------------------------
+    def _searches_exactly(self, search_filter: SearchFilter, candidates: _Candidates | None, exact) -> bool:
+        if exact:
+            return True
+        if self.space.standardised:
+            if exact is False:
+                raise SearchError(
+                    f"{self.table} holds raw feature statistics (not unit-norm vectors), which are searched exactly "
+                    "in standardised space; an ANN index would rank by another metric. Drop --ann"
+                )
+            return True
+        if self._ann_index() is None:
+            if exact is False:
+                raise SearchError(
+                    f"{self.table} has no cosine ANN index; build one with `chromatic index {self.table}` (add "
+                    "--min-rows 0 for a small table), or search exactly (drop --ann)"
+                )
+            return True
         if exact is False:
-            raise SearchError(
-                f"{table} holds raw feature statistics (not unit-norm vectors), which are searched exactly in "
-                "standardised space; an ANN index would rank by another metric. Drop --ann"
-            )
-        return True
-    if not usable_vector_index(tbl):
-        if exact is False:
-            raise SearchError(
-                f"{table} has no cosine ANN index; build one with `chromatic index {table}` (add --min-rows 0 "
-                "for a small table), or search exactly (drop --ann)"
-            )
-        return True
-    if exact is False:
-        return False
-    size = len(candidates) if candidates is not None else store.count(table, PRESENT)
-    return size < settings.exact_below
+            return False
+        size = self._candidate_count(candidates)
+        if size < self.settings.exact_below or self._resident.get(search_filter) is not None:
+            return True
+        return self._uses[search_filter] > 1 and self._resident.fits(size, self.dim)
 
+    def _ann_index(self):
+        if self._index is _NOT_LOOKED_UP:
+            self._index = cosine_ann_index(self._features)
+        return self._index
 
-def exact_search(
-    store: Store, table: str, vector: np.ndarray, limit: int, candidates: list[str] | None, settings=DEFAULT_SETTINGS,
-    space: VectorSpace = COSINE_SPACE,
-) -> list[tuple[str, float]]:
-    """Brute-force cosine over the present vectors (of the candidates): [(segment_id, distance)] nearest first.
+    def _candidate_count(self, candidates: _Candidates | None) -> int:
+        return candidates.size if candidates is not None else len(self._present_rows()[1])
 
-    `vector` is already in `space`; the stored vectors are moved into it batch by batch.
-    """
-    best_ids = np.empty(0, dtype=object)
-    best_dist = np.empty(0, dtype=np.float64)
-    for ids, matrix in _vector_batches(store, table, candidates, settings):
-        best_ids = np.concatenate([best_ids, ids])
-        best_dist = np.concatenate([best_dist, cosine_distances(space.transform(matrix), vector)])
-        if best_dist.size > limit:
-            best_ids, best_dist = _nearest(best_ids, best_dist, limit)
-    best_ids, best_dist = _nearest(best_ids, best_dist, limit)
-    return [(str(i), float(d)) for i, d in zip(best_ids, best_dist)]
+    def _nprobes(self, candidates: _Candidates | None) -> int:
+        partitions = self._ann_index().partitions
+        wanted = self.settings.nprobes
+        if candidates is not None:
+            wanted = math.ceil(wanted * len(self._present_rows()[1]) / max(candidates.size, 1))
+        return max(1, min(wanted, partitions))
 
+    # -- exact search -----------------------------------------------------------------------
+    def _exact(self, vectors: np.ndarray, limit: int, search_filter: SearchFilter,
+               candidates: _Candidates | None) -> list[Hits]:
+        resident = self._resident.get(search_filter)
+        if resident is None and self._resident.fits(self._candidate_count(candidates), self.dim):
+            resident = ResidentVectors.from_batches(self._vector_batches(candidates), self.space, self.dim)
+            self._resident.put(search_filter, resident)
+        if resident is not None:
+            return resident.nearest(vectors, limit)
+        return streamed_nearest(self._vector_batches(candidates), self.space, vectors, limit)
 
-def _nearest(ids: np.ndarray, distances: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
-    """The `limit` smallest distances, ties broken by segment id so batch order never matters."""
-    if distances.size > limit:
-        near = distances <= np.partition(distances, limit - 1)[limit - 1]
-        ids, distances = ids[near], distances[near]
-    order = np.lexsort((ids.astype(str), distances))[:limit]
-    return ids[order], distances[order]
-
-
-def cosine_distances(matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """1 - cosine similarity, the distance lancedb reports for metric "cosine"."""
-    norms = np.linalg.norm(matrix, axis=1) * float(np.linalg.norm(query))
-    sims = matrix @ query
-    distances = np.ones(len(matrix), dtype=np.float64)
-    # A zero vector has no direction: it counts as orthogonal to everything.
-    nonzero = norms > 0
-    distances[nonzero] = 1.0 - sims[nonzero] / norms[nonzero]
-    return distances
-
-
-def _vector_batches(store, table, candidates, settings) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    if candidates is None:
-        predicates = [PRESENT]
-    else:
-        predicates = [f"{PRESENT} AND {sql_in('segment_id', chunk)}" for chunk in _chunks(candidates, settings)]
-    for predicate in predicates:
-        for batch in store.scan(table, ["segment_id", "vector"], where=predicate, batch_size=settings.scan_batch):
+    def _vector_batches(self, candidates: _Candidates | None):
+        scan = {"columns": ["segment_id", "vector"], "batch_size": self.settings.scan_batch}
+        if candidates is None:
+            scanner = self._features.scanner(filter=PRESENT, **scan)
+        else:  # (to_batches() would not pass the allow-list on)
+            scanner = self._features.scanner(row_addr_allowlist=candidates.allow, **scan)
+        for batch in scanner.to_batches():
             ids, matrix = batch_matrix(batch)
             if len(ids):
                 yield ids, matrix
 
+    # -- filters ----------------------------------------------------------------------------
+    def _candidates(self, search_filter: SearchFilter) -> _Candidates | None:
+        if search_filter not in self._filters:
+            ids = None if search_filter.empty else filter_segment_ids(self._segments_or_error(), search_filter)
+            self._filters[search_filter] = None if ids is None else self._matching_rows(ids)
+        return self._filters[search_filter]
 
-def _chunks(ids: list[str], settings: SearchSettings) -> Iterator[list[str]]:
-    ordered = sorted(ids)
-    for start in range(0, len(ordered), settings.ids_per_query):
-        yield ordered[start : start + settings.ids_per_query]
+    def _matching_rows(self, segment_ids: pa.Array) -> _Candidates:
+        row_ids, addrs = self._present_rows()
+        mask = pc.is_in(row_ids, value_set=segment_ids.cast(pa.string())).to_numpy(zero_copy_only=False)
+        return _Candidates(row_ids.filter(pa.array(mask)), addrs[mask])
 
+    def _present_rows(self) -> tuple[pa.Array, np.ndarray]:
+        """(segment ids, row addresses) of the rows with a vector, read once per session."""
+        if self._rows is None:
+            rows = self._features.to_table(columns=["segment_id"], filter=PRESENT, with_row_address=True)
+            self._rows = (rows.column("segment_id").combine_chunks(),
+                          rows.column("_rowaddr").to_numpy().astype(np.uint64))
+        return self._rows
 
-def _ann_search(tbl, vector, limit, candidates, settings) -> list[tuple[str, float]]:
-    if candidates is None:
-        # Lance skips null vectors by itself; a `present` predicate would only add a mask pass.
-        return _ann_query(tbl, vector, limit, None, settings.nprobes, settings)
-    hits: list[tuple[str, float]] = []
-    for chunk in _chunks(candidates, settings):
-        predicate = f"{PRESENT} AND {sql_in('segment_id', chunk)}"
-        # No probe cap (0): a filter whose matches lie outside the nearest partitions (a
-        # colour unlike the query) would otherwise come back short.
-        hits.extend(_ann_query(tbl, vector, limit, predicate, 0, settings))
-    hits.sort(key=lambda hit: (hit[1], hit[0]))
-    return hits[:limit]
+    def _segments_or_error(self):
+        if self._segments is None:
+            return self.store.dataset(SEGMENTS)  # raises TableNotFoundError naming what exists
+        return self._segments
 
+    # -- metadata ---------------------------------------------------------------------------
+    def _with_metadata(self, hits: list[Hits]) -> list[list[Neighbor]]:
+        meta = self._metadata_for({segment_id for found in hits for segment_id, _ in found})
+        out = []
+        for found in hits:
+            rows = []
+            for rank, (segment_id, distance) in enumerate(found, start=1):
+                row = meta.get(segment_id, {})  # a feature row whose segment was deleted keeps blank metadata
+                rows.append(Neighbor(rank, segment_id, row.get("song_id"), row.get("color"), row.get("start_s"),
+                                     row.get("end_s"), float(distance)))
+            out.append(rows)
+        return out
 
-def _ann_query(tbl, vector, limit, predicate, max_nprobes, settings) -> list[tuple[str, float]]:
-    query = tbl.search(vector, vector_column_name="vector").distance_type(METRIC)
-    if predicate:
-        query = query.where(predicate, prefilter=True)
-    # refine_factor re-ranks on the full vectors, so the returned distances are exact.
-    result = (
-        query.minimum_nprobes(settings.nprobes)
-        .maximum_nprobes(max_nprobes)
-        .refine_factor(settings.refine_factor)
-        .limit(limit)
-        .select(["segment_id", "_distance"])
-        .to_arrow()
-    )
-    return list(zip(result.column("segment_id").to_pylist(), result.column("_distance").to_pylist()))
-
-
-def _with_metadata(store: Store, hits: list[tuple[str, float]]) -> list[Neighbor]:
-    if not hits:
-        return []
-    ids = [segment_id for segment_id, _ in hits]
-    rows = store.read(SEGMENTS, NEIGHBOR_METADATA, where=sql_in("segment_id", ids)).to_pylist()
-    meta = {row["segment_id"]: row for row in rows}
-    out = []
-    for rank, (segment_id, distance) in enumerate(hits, start=1):
-        row = meta.get(segment_id, {})  # a feature row whose segment was deleted keeps blank metadata
-        out.append(
-            Neighbor(
-                rank, segment_id, row.get("song_id"), row.get("color"), row.get("start_s"), row.get("end_s"),
-                float(distance),
-            )
-        )
-    return out
-
-
-# -- choosing a table -------------------------------------------------------------
-def resolve_space(store: Store, table: str | None = None, space: str | None = None) -> str:
-    """`--table audio.clap.v1` or `--space clap:v1` -> the one feature table meant."""
-    if bool(table) == bool(space):
-        raise SearchError("give exactly one of --table (e.g. audio.clap.v1) or --space (e.g. clap:v1)")
-    if table:
-        feature_dim(store, table)
-        return table
-    encoder, sep, version = space.partition(":")
-    if not sep or not encoder or not version:
-        raise SearchError(f"bad --space {space!r}; expected ENCODER:VERSION, e.g. clap:v1")
-    spaces = _feature_spaces(store)
-    matches = [name for name, spec in spaces.items() if spec == space]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        known = ", ".join(sorted(set(spaces.values()))) or "(none: run `chromatic encode` first)"
-        raise SearchError(f"no feature table for space {space!r}; known spaces: {known}")
-    raise SearchError(f"space {space!r} matches several tables: {', '.join(matches)}; choose one with --table")
-
-
-def _feature_spaces(store: Store) -> dict[str, str]:
-    return {name: FeatureTableName.parse(name).spec for name in feature_table_names(store)}
+    def _metadata_for(self, ids: set[str]) -> dict[str, dict]:
+        if not ids or self._segments is None:
+            return {}
+        if self._metadata is None and self._calls > 1:
+            # A session that keeps querying pays one read of the metadata instead of a lookup per query.
+            rows = self._segments.to_table(columns=NEIGHBOR_METADATA).to_pylist()
+            self._metadata = {row["segment_id"]: row for row in rows}
+        if self._metadata is not None:
+            return {i: self._metadata[i] for i in ids if i in self._metadata}
+        ordered, found = sorted(ids), {}
+        for start in range(0, len(ordered), IDS_PER_LOOKUP):
+            predicate = sql_in("segment_id", ordered[start : start + IDS_PER_LOOKUP])
+            found.update({r["segment_id"]: r for r in self._segments.to_table(
+                columns=NEIGHBOR_METADATA, filter=predicate).to_pylist()})
+        return found

@@ -60,29 +60,30 @@ _cache: OrderedDict[tuple[str, str, int], VectorSpace] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def table_space(store: Store, table: str) -> VectorSpace:
-    """The space `table` is searched in, from its present vectors; cached per Lance version."""
-    version = store.version(table)
-    key = (store.uri, table, version)
+def table_space(store: Store, table: str, dataset=None) -> VectorSpace:
+    """The space `table` is searched in, from its present vectors; cached per Lance version.
+
+    `dataset`: the table's Lance dataset when the caller holds one (a snapshot); else the latest.
+    """
+    dataset = dataset if dataset is not None else store.dataset(table)
+    key = (store.uri, table, int(dataset.version))
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    space = _measure_space(store, table)
-    # A write between the two version reads means the statistics may mix versions: use, don't keep.
-    if store.version(table) == version:
-        with _cache_lock:
-            _cache[key] = space
-            while len(_cache) > CACHED_SPACES:
-                _cache.popitem(last=False)
+    space = _measure_space(dataset)  # one dataset object reads one version: statistics never mix versions
+    with _cache_lock:
+        _cache[key] = space
+        while len(_cache) > CACHED_SPACES:
+            _cache.popitem(last=False)
     return space
 
 
-def _measure_space(store: Store, table: str) -> VectorSpace:
-    sample = _first_vectors(store, table, NORM_SAMPLE_ROWS)
+def _measure_space(dataset) -> VectorSpace:
+    sample = _first_vectors(dataset, NORM_SAMPLE_ROWS)
     if is_unit_norm(sample):
         return COSINE_SPACE
-    return _standardised_space(store, table)
+    return _standardised_space(dataset)
 
 
 def is_unit_norm(matrix: np.ndarray) -> bool:
@@ -93,19 +94,19 @@ def is_unit_norm(matrix: np.ndarray) -> bool:
     return float(np.median(np.abs(norms - 1.0))) < UNIT_NORM_TOLERANCE
 
 
-def _first_vectors(store: Store, table: str, rows: int) -> np.ndarray:
-    for batch in store.scan(table, ["vector"], where=PRESENT, batch_size=rows):
+def _first_vectors(dataset, rows: int) -> np.ndarray:
+    for batch in dataset.to_batches(columns=["vector"], filter=PRESENT, batch_size=rows):
         matrix = vector_rows(batch.column("vector"))
         if len(matrix):
             return matrix
     return np.empty((0, 0), dtype=np.float32)
 
 
-def _standardised_space(store: Store, table: str) -> VectorSpace:
+def _standardised_space(dataset) -> VectorSpace:
     # Streamed sums keep memory at one batch however large the table is.
     total = squares = None
     count = 0
-    for batch in store.scan(table, ["vector"], where=PRESENT, batch_size=STATS_BATCH_ROWS):
+    for batch in dataset.to_batches(columns=["vector"], filter=PRESENT, batch_size=STATS_BATCH_ROWS):
         matrix = vector_rows(batch.column("vector"))
         if not len(matrix):
             continue
@@ -113,7 +114,7 @@ def _standardised_space(store: Store, table: str) -> VectorSpace:
         total = values.sum(axis=0) if total is None else total + values.sum(axis=0)
         squares = (values**2).sum(axis=0) if squares is None else squares + (values**2).sum(axis=0)
         count += len(values)
-    if count == 0:  # emptied since the sample was read
+    if count == 0:
         return COSINE_SPACE
     return _from_moments(total, squares, count)
 

@@ -1,7 +1,9 @@
 """The store: a LanceDB database plus a side directory for locks, rejects and runs.
 
 A small API in the spirit of lancedb itself: open, read, upsert, version.
-Nothing outside `featurestore/` touches lancedb.
+Nothing outside `featurestore/` touches lancedb. lancedb is imported on first
+use, not on import: importing it takes ~1.5 s, and read-only paths such as
+neighbour search read local tables through `dataset()` (pylance) alone.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import lancedb
 import pyarrow as pa
 
 from featurestore.errors import StoreError, TableNotFoundError
@@ -44,11 +45,21 @@ class Store:
     def __init__(self, uri: str, side_dir: Path):
         self.uri = uri
         self.side_dir = side_dir
-        try:
-            session = lancedb.Session(metadata_cache_size_bytes=METADATA_CACHE_BYTES)
-            self._db = lancedb.connect(uri, session=session)
-        except Exception as exc:  # lancedb raises plain errors for bad URIs
-            raise StoreError(f"cannot open store at {uri!r}: {exc}. Check the --store path/URI.") from exc
+        self._connection = None
+        if not _is_local(uri):  # a bad object-store URI should fail at open, not at first read
+            self._db  # noqa: B018
+
+    @property
+    def _db(self):
+        if self._connection is None:
+            import lancedb
+
+            try:
+                session = lancedb.Session(metadata_cache_size_bytes=METADATA_CACHE_BYTES)
+                self._connection = lancedb.connect(self.uri, session=session)
+            except Exception as exc:  # lancedb raises plain errors for bad URIs
+                raise StoreError(f"cannot open store at {self.uri!r}: {exc}. Check the --store path/URI.") from exc
+        return self._connection
 
     @classmethod
     def open(cls, uri: str | os.PathLike | None = None, create: bool = True) -> "Store":
@@ -69,6 +80,10 @@ class Store:
 
     # -- tables ---------------------------------------------------------------
     def table_names(self) -> list[str]:
+        if _is_local(self.uri):  # lancedb keeps a local table as the directory <name>.lance
+            root = Path(self.uri)
+            found = root.iterdir() if root.is_dir() else ()
+            return sorted(p.name.removesuffix(".lance") for p in found if p.is_dir() and p.name.endswith(".lance"))
         names: list[str] = []
         token = None
         while True:
@@ -90,6 +105,22 @@ class Store:
         if version is not None:
             tbl.checkout(version)
         return tbl
+
+    def dataset(self, name: str):
+        """The Lance dataset of table `name` at its latest version, for read-only scans and vector queries.
+
+        Local stores open it with pylance directly (lancedb keeps each table at
+        `<store>/<name>.lance`), which spares a read-only process the lancedb import.
+        """
+        if not _is_local(self.uri):
+            return self.table(name).to_lance()
+        path = Path(self.uri) / f"{name}.lance"
+        if not path.is_dir():
+            hint = "run `chromatic ingest` first" if name in SYSTEM_SCHEMAS else "see `chromatic versions`"
+            raise TableNotFoundError(name, self.table_names(), hint)
+        import lance
+
+        return lance.dataset(str(path))
 
     def ensure_table(self, name: str, schema: pa.Schema | None = None):
         """Open `name`, creating it empty with `schema` (system tables know theirs)."""

@@ -13,7 +13,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from lancedb.index import BTree, Bitmap, IvfPq
+import numpy as np
 
 from featurestore.errors import SearchError
 from featurestore.feature_table import PRESENT
@@ -26,8 +26,8 @@ VECTOR_COLUMN = "vector"
 # PQ trains 256 centroids per sub-vector (8-bit codes): fewer vectors cannot train it.
 PQ_MIN_ROWS = 256
 # Low-cardinality columns get a bitmap, the rest a B-tree.
-FEATURE_SCALAR_INDEXES = {"segment_id": BTree, "present": Bitmap}
-SEGMENT_SCALAR_INDEXES = {"segment_id": BTree, "color": Bitmap, "song_id": Bitmap}
+FEATURE_SCALAR_INDEXES = {"segment_id": "BTree", "present": "Bitmap"}
+SEGMENT_SCALAR_INDEXES = {"segment_id": "BTree", "color": "Bitmap", "song_id": "Bitmap"}
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,8 @@ def _vector_index(store: Store, table: str, rows: int, standardised: bool, setti
         "num_partitions": max(1, rows // settings.rows_per_partition),
         "num_sub_vectors": sub_vector_count(dim, settings.dims_per_sub_vector),
     }
+    from lancedb.index import IvfPq  # only index builds pay for the lancedb import
+
     config = IvfPq(distance_type=METRIC, max_iterations=settings.kmeans_iterations, **params)
     tbl.create_index(VECTOR_COLUMN, config=config, replace=True)
     return {"kind": "IVF_PQ", "metric": METRIC, **params}
@@ -97,12 +99,14 @@ def sub_vector_count(dim: int, dims_per_sub_vector: int) -> int:
 
 
 def _scalar_indexes(store: Store, table: str, wanted: dict) -> list[str]:
+    import lancedb.index
+
     tbl = store.table(table)
     made = []
-    for column, config in wanted.items():
+    for column, kind in wanted.items():
         if column in tbl.schema.names:
-            tbl.create_index(column, config=config(), replace=True)
-            made.append(f"{table}.{column} ({config.__name__})")
+            tbl.create_index(column, config=getattr(lancedb.index, kind)(), replace=True)
+            made.append(f"{table}.{column} ({kind})")
     return made
 
 
@@ -120,3 +124,47 @@ def usable_vector_index(tbl) -> bool:
         return False
     stats = tbl.index_stats(name)
     return stats is not None and str(stats.distance_type).lower() == METRIC
+
+
+# -- querying the index (Lance dataset, no lancedb) ------------------------------------
+@dataclass(frozen=True)
+class AnnIndex:
+    """A cosine IVF index on `vector`, as a query needs to know it."""
+
+    name: str
+    partitions: int
+
+
+def cosine_ann_index(dataset) -> AnnIndex | None:
+    """The dataset's ANN index on `vector` when it ranks by cosine, else None."""
+    for index in dataset.list_indices():
+        if VECTOR_COLUMN in index["fields"] and str(index["type"]).upper().startswith("IVF"):
+            stats = dataset.stats.index_stats(index["name"])
+            part = (stats.get("indices") or stats.get("segments") or [{}])[0]
+            if str(part.get("metric_type", "")).lower() != METRIC:
+                return None
+            return AnnIndex(index["name"], int(part.get("num_partitions", 1)))
+    return None
+
+
+def ann_query(
+    dataset, queries: np.ndarray, limit: int, nprobes: int, refine_factor: int, allow: bytes | None = None
+) -> list[list[tuple[str, float]]]:
+    """Per query row: up to `limit` (segment_id, cosine distance) from the IVF index, nearest first.
+
+    `allow` (a `featurestore.rowmask.allowlist`) masks rows before ranking, so a
+    filter costs a bitmap test per probed row. refine_factor re-ranks on the full
+    vectors, so the returned distances are exact. Lance skips null vectors itself.
+    """
+    nearest = {"column": VECTOR_COLUMN, "q": queries if len(queries) > 1 else queries[0], "k": limit,
+               "metric": METRIC, "nprobes": nprobes, "refine_factor": refine_factor}
+    result = dataset.scanner(columns=["segment_id", "_distance"], nearest=nearest, prefilter=allow is not None,
+                             row_addr_allowlist=allow).to_table()
+    ids, distances = result.column("segment_id").to_pylist(), result.column("_distance").to_pylist()
+    which = result.column("query_index").to_pylist() if len(queries) > 1 else [0] * len(ids)
+    hits: list[list[tuple[str, float]]] = [[] for _ in queries]
+    for j, segment_id, distance in zip(which, ids, distances):
+        hits[j].append((segment_id, float(distance)))
+    for found in hits:
+        found.sort(key=lambda hit: (hit[1], hit[0]))
+    return hits

@@ -1,0 +1,113 @@
+"""Exact cosine search over vectors held in RAM, and the byte-bounded cache a search session keeps them in.
+
+A candidate set's vectors are read once per session (one table version), moved
+into the table's search space and scaled to unit length; every later exact
+query is then one matrix product and a partial sort, the cost of numpy brute
+force. What does not fit the budget is streamed batch by batch instead.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from featurestore.space import VectorSpace
+
+Hits = list[tuple[str, float]]
+
+
+@dataclass(frozen=True)
+class ResidentVectors:
+    """Segment ids and their unit-length rows in search space ([n, dim] float32; no-direction rows are zero)."""
+
+    ids: np.ndarray
+    unit: np.ndarray
+
+    @classmethod
+    def from_batches(cls, batches: Iterable[tuple[np.ndarray, np.ndarray]], space: VectorSpace, dim: int):
+        ids, rows = [], []
+        for batch_ids, matrix in batches:
+            ids.append(batch_ids)
+            rows.append(unit_rows(space.transform(matrix)))
+        if not ids:
+            return cls(np.empty(0, dtype=object), np.empty((0, dim), dtype=np.float32))
+        return cls(np.concatenate(ids), np.concatenate(rows))
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.unit.nbytes + 64 * len(self.ids))  # ~64 B per id string object and its slot
+
+    def nearest(self, queries: np.ndarray, limit: int) -> list[Hits]:
+        """Per query row (already in search space): the `limit` nearest [(segment_id, distance)]."""
+        if len(self.ids) == 0:
+            return [[] for _ in queries]
+        distances = 1.0 - self.unit @ unit_rows(queries).T  # [n, queries]; cosine distance as lancedb reports it
+        return [_as_hits(*nearest(self.ids, distances[:, j], limit)) for j in range(distances.shape[1])]
+
+
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length, float32; a zero row stays zero (distance 1 to everything, as in lancedb)."""
+    matrix = np.atleast_2d(np.asarray(matrix, dtype=np.float32))
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
+
+
+def nearest(ids: np.ndarray, distances: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """The `limit` smallest distances, ties broken by segment id so batch order never matters."""
+    if distances.size > limit:
+        near = distances <= np.partition(distances, limit - 1)[limit - 1]
+        ids, distances = ids[near], distances[near]
+    order = np.lexsort((ids.astype(str), distances))[:limit]
+    return ids[order], distances[order]
+
+
+def streamed_nearest(
+    batches: Iterable[tuple[np.ndarray, np.ndarray]], space: VectorSpace, queries: np.ndarray, limit: int
+) -> list[Hits]:
+    """Like `ResidentVectors.nearest`, holding one batch (plus `limit` best per query) at a time."""
+    best = [(np.empty(0, dtype=object), np.empty(0, dtype=np.float64)) for _ in queries]
+    for batch_ids, matrix in batches:
+        part = ResidentVectors(batch_ids, unit_rows(space.transform(matrix)))
+        distances = 1.0 - part.unit @ unit_rows(queries).T
+        for j, (ids, dist) in enumerate(best):
+            best[j] = nearest(np.concatenate([ids, batch_ids]), np.concatenate([dist, distances[:, j]]), limit)
+    return [_as_hits(ids, dist) for ids, dist in best]
+
+
+def _as_hits(ids: np.ndarray, distances: np.ndarray) -> Hits:
+    return [(str(i), float(d)) for i, d in zip(ids, distances)]
+
+
+class ResidentCache:
+    """Least-recently-used ResidentVectors under a byte budget (0 keeps nothing)."""
+
+    def __init__(self, budget_bytes: int):
+        self.budget = int(budget_bytes)
+        self._entries: OrderedDict[Hashable, ResidentVectors] = OrderedDict()
+
+    def fits(self, rows: int, dim: int) -> bool:
+        return rows * (4 * dim + 64) <= self.budget
+
+    def get(self, key: Hashable) -> ResidentVectors | None:
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: Hashable, entry: ResidentVectors) -> None:
+        if entry.nbytes > self.budget:
+            return
+        self._entries[key] = entry
+        self._entries.move_to_end(key)
+        while sum(e.nbytes for e in self._entries.values()) > self.budget:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    @property
+    def nbytes(self) -> int:
+        return sum(e.nbytes for e in self._entries.values())
