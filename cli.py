@@ -367,10 +367,15 @@ def embed_command(
 def neighbors_command(
     table: Annotated[Optional[str], typer.Option("--table", help="Feature table, e.g. audio.clap.v1.")] = None,
     space: Annotated[Optional[str], typer.Option("--space", help="ENCODER:VERSION, e.g. clap:v1 (one table).")] = None,
-    segment: Annotated[Optional[str], typer.Option("--segment", help="Query by this segment's stored vector.")] = None,
-    midi: Annotated[Optional[Path], typer.Option("--midi", help="Query by a .mid file, encoded like the table.")] = None,
-    audio: Annotated[Optional[Path], typer.Option("--audio", help="Query by an audio file, encoded like the table.")] = None,
-    text: Annotated[Optional[str], typer.Option("--text", help="Query by text (lyrics/concept tables).")] = None,
+    segment: Annotated[
+        Optional[list[str]], typer.Option("--segment", help="Query by this segment's stored vector; repeatable.")
+    ] = None,
+    segments_file: Annotated[
+        Optional[Path], typer.Option("--segments-file", help="Query by each segment id in this file (one per line).")
+    ] = None,
+    midi: Annotated[Optional[list[Path]], typer.Option("--midi", help="Query by a .mid file; repeatable.")] = None,
+    audio: Annotated[Optional[list[Path]], typer.Option("--audio", help="Query by an audio file; repeatable.")] = None,
+    text: Annotated[Optional[list[str]], typer.Option("--text", help="Query by text (lyrics/concept); repeatable.")] = None,
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="How many neighbours.")] = 10,
     color: Annotated[Optional[list[str]], typer.Option("--color", help="Only this colour; repeatable.")] = None,
     song: Annotated[Optional[list[str]], typer.Option("--song", help="Only this song id; repeatable.")] = None,
@@ -382,19 +387,22 @@ def neighbors_command(
     store: StoreOpt = None,
     json_out: JsonOpt = False,
 ):
-    """Nearest segments to a segment, a MIDI/audio file or a text, with colour/song/SQL prefilters.
+    """Nearest segments to segments, MIDI/audio files or texts, with colour/song/SQL prefilters.
 
+    Several queries in one call share one search session (table, index and filter opened once).
     Examples: chromatic neighbors --space clap:v1 --segment red-song0-seg1 --color Green -k 5;
+    chromatic neighbors --table audio.clap.v1 --segments-file ids.txt --json;
     chromatic neighbors --table midi.midistats.v1 --midi riff.mid --where "bpm > 100" --json
     """
-    from encoders.query import NeighborQuery, find_neighbors
+    from encoders.query import NeighborQuery, find_neighbors, read_segment_ids
 
+    segments = tuple(segment or ()) + (read_segment_ids(segments_file) if segments_file else ())
     request = NeighborQuery(
-        table=table, space=space, segment=segment, midi_path=midi, audio_path=audio, text=text, k=k,
-        colors=tuple(color or ()), songs=tuple(song or ()), where=where, include_self=include_self, exact=exact,
+        table=table, space=space, segments=segments, midi_paths=tuple(midi or ()), audio_paths=tuple(audio or ()),
+        texts=tuple(text or ()), k=k, colors=tuple(color or ()), songs=tuple(song or ()), where=where,
+        include_self=include_self, exact=exact,
     )
-    resolved, found = find_neighbors(open_store(store, create=False), request)
-    render.print_neighbors(resolved, found, as_json=json_out)
+    render.print_neighbors(find_neighbors(open_store(store, create=False), request), as_json=json_out)
 
 
 @app.command("index")

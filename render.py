@@ -314,14 +314,22 @@ def _neighbor_rows(found) -> list[list]:
             for n in found]
 
 
-def print_neighbors(table: str, found, as_json: bool = False) -> None:
+def print_neighbors(result, as_json: bool = False) -> None:
+    """One query: {table, query, neighbors, seconds}; several: {table, results: [{query, neighbors}], seconds}."""
+    table = result.table
     if as_json:
-        print_json({"table": table, "neighbors": [n.to_dict() for n in found]})
+        answers = [{"query": q, "neighbors": [n.to_dict() for n in found]}
+                   for q, found in zip(result.queries, result.found)]
+        body = answers[0] if len(answers) == 1 else {"results": answers}
+        print_json({"table": table, **body, "seconds": result.seconds})
         return
-    if not found:
-        console.print(f"no neighbours in {table}: no segment with a vector passes the filters")
-        return
-    console.print(rich_table(f"neighbours in {table}", NEIGHBOR_HEADERS, _neighbor_rows(found)))
+    for query, found in zip(result.queries, result.found):
+        if not found:
+            console.print(f"no neighbours of {query} in {table}: no segment with a vector passes the filters")
+            continue
+        console.print(rich_table(f"neighbours of {query} in {table}", NEIGHBOR_HEADERS, _neighbor_rows(found)))
+    timing = ", ".join(f"{name} {seconds:.3f} s" for name, seconds in result.seconds.items())
+    err_console.print(f"{len(result.queries)} quer{'y' if len(result.queries) == 1 else 'ies'}: {timing}")
 
 
 def print_index(table: str, summary: dict, as_json: bool = False) -> None:

@@ -4,22 +4,27 @@ The encoder is rebuilt from the table's registry record (name + params JSON)
 and its fingerprint checked against the record, so a query file's vector is
 the one the encode job stored for the same content: query by a file and query
 by the stored segment of that file find the same neighbours.
+
+`find_neighbors` answers a whole `chromatic neighbors` call with one search
+session (`featurestore.search.Searcher`) and one encoder build, and times
+opening, encoding and searching separately. Media decoding, the encoder
+registry and the encode pipeline are imported only by queries that encode, so
+a query by stored segment starts without them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from encoders.base import BadInput, EncoderInput
-from encoders.media import load_audio_path, load_midi_path
-from encoders.registry import EncoderIdentity, EncoderIdentityError, encoder_from_identity
 from featurestore.errors import SearchError
 from featurestore.feature_table import TEXT_COLUMN
 from featurestore.registry import get_encoder_record
-from featurestore.search import Neighbor, feature_dim, neighbors, resolve_space
+from featurestore.search import Neighbor, Searcher, SearchFilter, feature_dim, resolve_space
 from featurestore.store import Store
 
 QUERY_SEGMENT = "query"
@@ -30,6 +35,40 @@ def accepted_input(modality: str) -> str | None:
     if modality in TEXT_COLUMN:
         return "text"
     return modality if modality in ("audio", "midi") else None
+
+
+class QueryEncoder:
+    """Encodes query inputs for one table with its exact encoder version, rebuilt once and reused."""
+
+    def __init__(self, store: Store, table: str):
+        self.table, self.dim = table, feature_dim(store, table)
+        self.record = get_encoder_record(store, table)
+        if self.record is None:
+            raise SearchError(
+                f"{table} has no entry in the encoders registry, so its encoder cannot be rebuilt for a query; "
+                "query it by --segment instead"
+            )
+        self._encoder = None
+
+    def encode(self, kind: str, value) -> np.ndarray:
+        """`kind` midi (bytes), audio ((samples, sample_rate)) or text (str) -> the table's vector for it."""
+        record = self.record
+        wanted = accepted_input(record.modality)
+        if kind != wanted:
+            accepts = f"--{wanted}" if wanted else "--segment only (no encoder input)"
+            raise SearchError(
+                f"{self.table} holds {record.modality} vectors from {record.spec}; it accepts {accepts}, not --{kind}")
+        return _encode_one(self._built(), _encoder_input(kind, value), record.modality, self.table, self.dim)
+
+    def _built(self):
+        if self._encoder is None:
+            from encoders.registry import EncoderIdentity, EncoderIdentityError, encoder_from_identity
+
+            try:
+                self._encoder = encoder_from_identity(EncoderIdentity.of(self.record))
+            except EncoderIdentityError as exc:
+                raise SearchError(f"{exc}: they would not be comparable. Query by --segment instead") from None
+        return self._encoder
 
 
 def encode_query(
@@ -44,21 +83,7 @@ def encode_query(
     if len(given) != 1:
         raise SearchError(f"give exactly one query input (midi, audio or text); got {', '.join(given) or 'none'}")
     kind, value = next(iter(given.items()))
-    record = get_encoder_record(store, table)
-    if record is None:
-        raise SearchError(
-            f"{table} has no entry in the encoders registry, so its encoder cannot be rebuilt for a query; "
-            "query it by --segment instead"
-        )
-    wanted = accepted_input(record.modality)
-    if kind != wanted:
-        accepts = f"--{wanted}" if wanted else "--segment only (no encoder input)"
-        raise SearchError(f"{table} holds {record.modality} vectors from {record.spec}; it accepts {accepts}, not --{kind}")
-    try:
-        encoder = encoder_from_identity(EncoderIdentity.of(record))
-    except EncoderIdentityError as exc:
-        raise SearchError(f"{exc}: they would not be comparable. Query by --segment instead") from None
-    return _encode_one(encoder, _encoder_input(kind, value), record.modality, table, feature_dim(store, table))
+    return QueryEncoder(store, table).encode(kind, value)
 
 
 def _encoder_input(kind: str, value) -> EncoderInput:
@@ -84,14 +109,14 @@ def _encode_one(encoder, item: EncoderInput, modality: str, table: str, dim: int
 
 @dataclass(frozen=True)
 class NeighborQuery:
-    """One `chromatic neighbors` request: a table (or space), one query source, filters."""
+    """One `chromatic neighbors` request: a table (or space), queries of one kind, filters shared by all."""
 
     table: str | None = None
     space: str | None = None
-    segment: str | None = None
-    midi_path: Path | None = None
-    audio_path: Path | None = None
-    text: str | None = None
+    segments: tuple[str, ...] = ()
+    midi_paths: tuple[Path, ...] = ()
+    audio_paths: tuple[Path, ...] = ()
+    texts: tuple[str, ...] = ()
     k: int = 10
     colors: tuple[str, ...] = ()
     songs: tuple[str, ...] = ()
@@ -100,29 +125,61 @@ class NeighborQuery:
     exact: bool | None = None
 
 
-def find_neighbors(store: Store, request: NeighborQuery) -> tuple[str, list[Neighbor]]:
-    """Resolve the table, build the query (stored segment or encoded file/text), search."""
+@dataclass(frozen=True)
+class NeighborResult:
+    """Neighbours per query, in query order, and where the time went (seconds: open, encode, search)."""
+
+    table: str
+    queries: list[str]
+    found: list[list[Neighbor]]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+_SOURCES = {"segments": "--segment", "midi_paths": "--midi", "audio_paths": "--audio", "texts": "--text"}
+
+
+def find_neighbors(store: Store, request: NeighborQuery) -> NeighborResult:
+    """Resolve the table, open one search session, build every query (stored segment or encoded input), search."""
     table = resolve_space(store, request.table, request.space)
-    sources = [s for s in ("segment", "midi_path", "audio_path", "text") if getattr(request, s) is not None]
-    if len(sources) != 1:
+    kinds = [name for name in _SOURCES if getattr(request, name)]
+    if len(kinds) != 1:
         raise SearchError(
-            "give exactly one query: --segment ID, --midi FILE, --audio FILE or --text \"…\""
-            + (f" (got {', '.join(sources)})" if sources else "")
+            "give queries of exactly one kind: --segment ID (or --segments-file), --midi FILE, --audio FILE or "
+            "--text \"…\", each repeatable" + (f" (got {', '.join(_SOURCES[k] for k in kinds)})" if kinds else "")
         )
-    query = request.segment if request.segment is not None else _content_vector(store, table, request)
-    found = neighbors(
-        store, table, query, k=request.k, colors=request.colors, songs=request.songs, where=request.where,
-        include_self=request.include_self, exact=request.exact,
-    )
-    return table, found
+    values = list(getattr(request, kinds[0]))
+    started = time.perf_counter()
+    searcher = Searcher(store, table)
+    opened = time.perf_counter()
+    queries = values if kinds[0] == "segments" else _content_vectors(store, table, kinds[0], values)
+    encoded = time.perf_counter()
+    search_filter = SearchFilter(request.colors, request.songs, request.where)
+    found = searcher.search_many(queries, request.k, search_filter, request.include_self, request.exact)
+    seconds = {"open": opened - started, "encode": encoded - opened, "search": time.perf_counter() - encoded}
+    return NeighborResult(table, [str(v) for v in values], found, {k: round(v, 4) for k, v in seconds.items()})
 
 
-def _content_vector(store: Store, table: str, request: NeighborQuery) -> np.ndarray:
+def _content_vectors(store: Store, table: str, kind: str, values: list) -> list[np.ndarray]:
+    from encoders.media import load_audio_path, load_midi_path
+
+    encoder = QueryEncoder(store, table)
     try:
-        if request.midi_path is not None:
-            return encode_query(store, table, midi=load_midi_path(request.midi_path))
-        if request.audio_path is not None:
-            return encode_query(store, table, audio=load_audio_path(request.audio_path))
+        if kind == "midi_paths":
+            return [encoder.encode("midi", load_midi_path(path)) for path in values]
+        if kind == "audio_paths":
+            return [encoder.encode("audio", load_audio_path(path)) for path in values]
     except BadInput as exc:
         raise SearchError(str(exc)) from None
-    return encode_query(store, table, text=request.text)
+    return [encoder.encode("text", text) for text in values]
+
+
+def read_segment_ids(path: Path) -> tuple[str, ...]:
+    """Segment ids from a file, one per line; blank lines and lines starting with # are skipped."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SearchError(f"cannot read segment ids from {path}: {exc}") from None
+    ids = tuple(line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#"))
+    if not ids:
+        raise SearchError(f"{path} holds no segment ids (expected one id per line)")
+    return ids

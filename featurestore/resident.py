@@ -44,7 +44,10 @@ class ResidentVectors:
         """Per query row (already in search space): the `limit` nearest [(segment_id, distance)]."""
         if len(self.ids) == 0:
             return [[] for _ in queries]
-        distances = 1.0 - self.unit @ unit_rows(queries).T  # [n, queries]; cosine distance as lancedb reports it
+        queries = unit_rows(queries)
+        if len(queries) == 1:  # matrix-vector product: numpy's fastest path for one query
+            return [_as_hits(*nearest(self.ids, 1.0 - self.unit @ queries[0], limit))]
+        distances = 1.0 - self.unit @ queries.T  # [n, queries]; cosine distance as lancedb reports it
         return [_as_hits(*nearest(self.ids, distances[:, j], limit)) for j in range(distances.shape[1])]
 
 

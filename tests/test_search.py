@@ -181,7 +181,9 @@ def test_query_by_file_equals_query_by_stored_segment(midistats_store, tmp_path)
     path = tmp_path / "query.mid"
     path.write_bytes(midi[sid])
     assert table_space(store, "midi.midistats.v1").standardised  # raw statistics: query z-scored like the rows
-    table, by_file = find_neighbors(store, NeighborQuery(space="midistats:v1", midi_path=path, k=6))
+    result = find_neighbors(store, NeighborQuery(space="midistats:v1", midi_paths=(path,), k=6))
+    table, by_file = result.table, result.found[0]
+    assert set(result.seconds) == {"open", "encode", "search"} and result.queries == [str(path)]
     by_segment = neighbors(store, table, sid, k=6, include_self=True)
     assert table == "midi.midistats.v1"
     assert [n.segment_id for n in by_file] == [n.segment_id for n in by_segment]
@@ -194,18 +196,18 @@ def test_query_by_file_equals_query_by_stored_segment(midistats_store, tmp_path)
 def test_query_input_must_match_the_table_modality(midistats_store, tmp_path):
     store, _ = midistats_store
     with pytest.raises(SearchError, match="accepts --midi, not --text"):
-        find_neighbors(store, NeighborQuery(table="midi.midistats.v1", text="a sad song"))
+        find_neighbors(store, NeighborQuery(table="midi.midistats.v1", texts=("a sad song",)))
     spectral = build_encoder("spectral")
     write_features(store, "audio.spectral.v1", {"red-song0-seg0": np.ones(spectral.shape[0])})
     register(store, "audio.spectral.v1", spectral, spectral.shape)
     with pytest.raises(SearchError, match="accepts --audio, not --text"):
         encode_query(store, "audio.spectral.v1", text="hello")
-    with pytest.raises(SearchError, match="exactly one query"):
-        find_neighbors(store, NeighborQuery(table="midi.midistats.v1", segment="x", text="y"))
+    with pytest.raises(SearchError, match="exactly one kind.*got --segment, --text"):
+        find_neighbors(store, NeighborQuery(table="midi.midistats.v1", segments=("x",), texts=("y",)))
     bad = tmp_path / "bad.mid"
     bad.write_bytes(b"not a midi file")
     with pytest.raises(SearchError, match="undecodable MIDI"):
-        find_neighbors(store, NeighborQuery(table="midi.midistats.v1", midi_path=bad))
+        find_neighbors(store, NeighborQuery(table="midi.midistats.v1", midi_paths=(bad,)))
 
 
 def _clustered_store(path, n=3000, seed=1):

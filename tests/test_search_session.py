@@ -1,0 +1,159 @@
+"""Search sessions: filters resolved once to row addresses, resident exact search, relabels, edge-case filters."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from test_search import _clustered_store, write_features
+
+from featurestore import Store, TableNotFoundError
+from featurestore.rowmask import allowlist
+from featurestore.schemas import SEGMENTS
+from featurestore.search import IndexSettings, SearchFilter, Searcher, SearchSettings, build_index, neighbors
+
+TABLE = "audio.big.v1"
+ANN_ALWAYS = SearchSettings(exact_below=0)
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory):
+    """3000 segments (every tenth without a vector) with a 5-partition cosine IVF_PQ index."""
+    store, vectors = _clustered_store(tmp_path_factory.mktemp("session") / "store")
+    assert build_index(store, TABLE, IndexSettings(min_rows=1000, rows_per_partition=500))["kind"] == "IVF_PQ"
+    return store, vectors
+
+
+def _relabel(store: Store, segment_id: str, color: str) -> None:
+    """Re-ingest one segment with another colour: the same upsert on `segments` that ingest makes."""
+    row = store.read(SEGMENTS, where=f"segment_id = '{segment_id}'")
+    store.upsert(SEGMENTS, row.set_column(row.schema.get_field_index("color"), "color", pa.array([color])))
+
+
+def test_relabelled_segment_is_found_under_its_new_colour_never_the_old(tmp_path):
+    store, vectors = _clustered_store(tmp_path / "relabel", n=1200)
+    build_index(store, TABLE, IndexSettings(min_rows=500, rows_per_partition=300))
+    target = "seg00001"  # colour index 1 (Orange) in _clustered_store; its nearest Orange neighbour is itself
+    before = Searcher(store, TABLE, ANN_ALWAYS)
+    assert target in {n.segment_id for n in before.search(vectors[target], 5, SearchFilter(colors=("Orange",)))}
+    _relabel(store, target, "Green")
+    assert before.versions[1] is not None and before.refresh()
+    for searcher in (before, Searcher(store, TABLE), Searcher(store, TABLE, ANN_ALWAYS)):
+        for exact in (True, False, None):
+            green = searcher.search(vectors[target], 5, SearchFilter(colors=("Green",)), exact=exact)
+            orange = searcher.search(vectors[target], 50, SearchFilter(colors=("Orange",)), exact=exact)
+            assert green[0].segment_id == target and green[0].color == "Green"
+            assert target not in {n.segment_id for n in orange} and {n.color for n in orange} == {"Orange"}
+    assert neighbors(store, TABLE, vectors[target], k=1, colors=["Green"])[0].segment_id == target
+
+
+def test_a_session_answers_from_its_snapshot_until_refreshed(tmp_path):
+    store, vectors = _clustered_store(tmp_path / "snapshot", n=400)
+    searcher = Searcher(store, TABLE)
+    _relabel(store, "seg00003", "Red")
+    found = searcher.search(vectors["seg00003"], 1, SearchFilter(colors=("Green",)))
+    assert found[0].segment_id == "seg00003"  # the segments version the session opened: still Green
+    assert searcher.refresh() and not searcher.refresh()
+    assert searcher.search(vectors["seg00003"], 1, SearchFilter(colors=("Red",)))[0].segment_id == "seg00003"
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_filter_edge_cases_behave_as_documented(indexed, exact):
+    store, vectors = indexed
+    searcher = Searcher(store, TABLE, ANN_ALWAYS)
+    query = "seg00007"
+    # No match: an empty answer, not an error.
+    assert searcher.search(query, 10, SearchFilter(where="start_s > 1000"), exact=exact) == []
+    # Every segment matches: the same answer as no filter.
+    everything = searcher.search(query, 10, SearchFilter(where="start_s >= 0"), exact=exact)
+    assert [n.segment_id for n in everything] == [n.segment_id for n in searcher.search(query, 10, exact=True)]
+    # Fewer candidates than k: all of them that have a vector, nearest first, without the query itself.
+    song = "blue-1"
+    small = searcher.search(query, 500, SearchFilter(songs=(song,)), exact=exact)
+    with_vector = {s for s, v in vectors.items() if v is not None and s != query}
+    expected = {n.segment_id for n in searcher.search(query, 3000, exact=True) if n.song_id == song}
+    assert 10 < len(small) < 500 and {n.segment_id for n in small} == expected and expected <= with_vector
+    assert all(a.distance <= b.distance for a, b in zip(small, small[1:]))
+
+
+def test_search_many_equals_one_by_one_and_exact_is_resident_or_streamed(indexed):
+    store, vectors = indexed
+    queries = ["seg00007", "seg00100", vectors["seg01234"], "seg02998"]
+    blue = SearchFilter(colors=("Blue",))
+    resident = Searcher(store, TABLE)
+    streamed = Searcher(store, TABLE, SearchSettings(resident_mb=0))
+    batch = resident.search_many(queries, 10, blue, exact=True)
+    assert resident._resident.nbytes > 0 and streamed._resident.nbytes == 0
+    for query, found in zip(queries, batch):
+        for other in (resident.search(query, 10, blue, exact=True), streamed.search(query, 10, blue, exact=True)):
+            assert [n.segment_id for n in other] == [n.segment_id for n in found]
+            np.testing.assert_allclose([n.distance for n in other], [n.distance for n in found], atol=1e-6)
+        assert len(found) == 10 and {n.color for n in found} == {"Blue"}
+    ann = Searcher(store, TABLE, ANN_ALWAYS).search_many(queries, 10, blue, exact=False)
+    recall = np.mean([len({n.segment_id for n in a} & {n.segment_id for n in e}) / 10 for a, e in zip(ann, batch)])
+    assert recall >= 0.9 and all(len(found) == 10 for found in ann)
+
+
+def test_repeated_filter_moves_to_ram_with_the_same_answers(indexed):
+    store, _ = indexed
+    searcher = Searcher(store, TABLE, ANN_ALWAYS)  # every set counts as large: first use goes to the index
+    red = SearchFilter(colors=("Red",))
+    first = searcher.search("seg00010", 10, red)
+    assert searcher._resident.nbytes == 0
+    second = searcher.search("seg00010", 10, red)
+    assert searcher._resident.nbytes > 0  # the second use read Red's vectors into RAM: exact from now on
+    assert [n.segment_id for n in second] == [n.segment_id for n in searcher.search("seg00010", 10, red, exact=True)]
+    assert len({n.segment_id for n in first} & {n.segment_id for n in second}) >= 9
+
+
+def test_allowlist_selects_exactly_the_given_rows(tmp_path):
+    store = Store.open(tmp_path / "mask")
+    rng = np.random.default_rng(2)
+    # Two writes -> two fragments; 6000 rows in the first -> a bitmap container (> 4096 values in 2^16).
+    write_features(store, "audio.mask.v1", {f"a{i:05d}": rng.standard_normal(4) for i in range(6000)})
+    write_features(store, "audio.mask.v1", {f"b{i:05d}": rng.standard_normal(4) for i in range(300)})
+    dataset = store.dataset("audio.mask.v1")
+    rows = dataset.to_table(columns=["segment_id"], with_row_address=True)
+    assert len({a >> 32 for a in rows.column("_rowaddr").to_pylist()}) == 2
+    for pick in (np.arange(len(rows)) % 3 == 0, np.arange(len(rows)) < 5000, np.zeros(len(rows), bool)):
+        addrs = rows.column("_rowaddr").to_numpy()[pick]
+        got = dataset.scanner(columns=["segment_id"], row_addr_allowlist=allowlist(addrs)).to_table()
+        expected = np.asarray(rows.column("segment_id").to_pylist())[pick]
+        assert sorted(got.column("segment_id").to_pylist()) == sorted(expected)
+
+
+def test_missing_table_and_bad_k_are_typed_errors(indexed):
+    store, _ = indexed
+    with pytest.raises(TableNotFoundError, match="audio.big.v1"):
+        store.dataset("audio.nope.v1")
+    from featurestore.errors import SearchError
+
+    with pytest.raises(SearchError, match="positive integer"):
+        Searcher(store, TABLE).search("seg00007", 0)
+
+
+def test_cli_takes_several_segments_and_a_file_of_ids(indexed, tmp_path):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    store, _ = indexed
+    ids = tmp_path / "ids.txt"
+    ids.write_text("# queries\nseg00100\n\nseg00200\n")
+    runner = CliRunner()
+    out = runner.invoke(app, ["neighbors", "--store", store.uri, "--table", TABLE, "--segment", "seg00007",
+                              "--segments-file", str(ids), "-k", "4", "--color", "Blue", "--json"])
+    assert out.exit_code == 0, out.output
+    body = json.loads(out.stdout)
+    assert [r["query"] for r in body["results"]] == ["seg00007", "seg00100", "seg00200"]
+    assert all(len(r["neighbors"]) == 4 and {n["color"] for n in r["neighbors"]} == {"Blue"} for r in body["results"])
+    assert set(body["seconds"]) == {"open", "encode", "search"}
+    table = runner.invoke(app, ["neighbors", "--store", store.uri, "--table", TABLE, "--segment", "seg00007",
+                                "--segment", "seg00100", "-k", "2"])
+    assert table.exit_code == 0 and "neighbours of seg00100" in table.stdout
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n# nothing\n")
+    bad = runner.invoke(app, ["neighbors", "--store", store.uri, "--table", TABLE, "--segments-file", str(empty)])
+    assert bad.exit_code == 2 and "holds no segment ids" in bad.output
