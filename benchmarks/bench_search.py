@@ -1,4 +1,4 @@
-"""Filtered neighbour search on 200k clustered 512-d vectors: index build, latency, recall, speed-up.
+"""Filtered neighbour search on 200k clustered 512-d vectors: sessions, index, exact-in-RAM, CLI.
 
 Data: 8 colours x 16 sub-clusters x 800 songs, generated in a 48-d latent space
 and projected to 512-d with a little isotropic noise, then L2-normalised (real
@@ -9,23 +9,30 @@ every neighbour a coin toss). Segments carry colour and song metadata in
 Each query asks for k=10 neighbours of a stored vector restricted to ONE colour
 drawn independently of the query's own colour (so most queries look for
 segments of another colour: the hard case for a prefiltered IVF search).
-Measured: `build_index` time; p50/p95 latency of `neighbors()` with the library
-defaults (ANN); recall@10 against exact search with the same filter; and the
-speed-up over (a) the store's exact path (`neighbors(exact=True)`: reads the
-candidates' vectors, numpy cosine) and (b) in-memory numpy brute force over
-the same candidates already resident in RAM. A sweep over nprobes /
-refine_factor shows how the defaults were chosen.
+Measured side by side, query by query: a one-shot `neighbors()` call (opens a
+session per query), the session's ANN path (`Searcher.search(exact=False)`:
+filter resolved once to a row-address allow-list), the session's default path
+(a repeated filter is read into RAM and searched exactly), and numpy brute force
+over the same candidates already resident in RAM; recall@10 against exact search
+with the same filter; the same without a filter; the throughput of 1,000
+filtered queries through one `Searcher` (one by one, and batched per colour with
+`search_many`); and the wall time of `cli.py neighbors` for 1 and 100 queries.
 
-    .venv/bin/python benchmarks/bench_search.py [--rows 200000] [--queries 100] [--write]
+    .venv/bin/python benchmarks/bench_search.py [--rows 200000] [--queries 100] [--store-cache DIR] [--write]
 
---write replaces the "## Search" section of BENCHMARKS.md (other sections stay).
+--store-cache keeps the built store in DIR and reuses it on later runs (building
+takes minutes on a loaded machine). --write replaces the "## Search" section of
+BENCHMARKS.md (other sections stay).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +50,8 @@ from featurestore import Store  # noqa: E402
 from featurestore.schemas import SEGMENTS, SEGMENTS_SCHEMA, feature_schema  # noqa: E402
 from featurestore.search import (  # noqa: E402
     DEFAULT_SETTINGS,
+    SearchFilter,
+    Searcher,
     build_index,
     candidate_segment_ids,
     neighbors,
@@ -54,7 +63,7 @@ COLORS = ("Black", "Red", "Orange", "Yellow", "Green", "Blue", "Indigo", "Violet
 DIM, LATENT, SUBCLUSTERS, SONGS = 512, 48, 16, 800
 WRITE_ROWS = 50_000
 K = 10
-SWEEP = [(10, 5), (10, 10), (20, 5), (20, 10), (40, 10), (20, 20)]
+SWEEP = [(2, 20), (4, 20), (20, 5), (20, 10), (20, 20)]
 
 
 def clustered_vectors(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -109,59 +118,124 @@ def timed(fn):
     return out, time.perf_counter() - start
 
 
-def make_queries(vectors: np.ndarray, count: int, seed: int) -> list[tuple[np.ndarray, str]]:
+def make_queries(vectors: np.ndarray, count: int, seed: int) -> list[tuple[int, str]]:
+    """(row of the query vector, filter colour drawn independently of the row's own colour)."""
     rng = np.random.default_rng(seed + 1)
     picks = rng.choice(len(vectors), count, replace=False)
-    return [(vectors[i], COLORS[int(rng.integers(len(COLORS)))]) for i in picks]
+    return [(int(i), COLORS[int(rng.integers(len(COLORS)))]) for i in picks]
 
 
-def ann_run(store: Store, queries, truth, settings) -> tuple[float, list[float]]:
-    recalls, latencies = [], []
-    for (query, color), expected in zip(queries, truth):
-        found, seconds = timed(lambda: neighbors(store, TABLE, query, k=K, colors=[color], exact=False,
-                                                 settings=settings))
-        latencies.append(seconds)
-        recalls.append(len(expected & {n.segment_id for n in found}) / K)
-    return float(np.mean(recalls)), latencies
+def recall(found, expected: set) -> float:
+    return len(expected & {n.segment_id for n in found}) / K
 
 
-def exact_runs(store: Store, queries, vectors, colour) -> tuple[list[set], list[float], list[float]]:
-    """Ground truth + latency of the store's exact path, and of numpy over RAM-resident candidates."""
-    truth, store_lat, numpy_lat = [], [], []
-    resident = {c: vectors[colour == i] for i, c in enumerate(COLORS)}
-    for query, color in queries:
-        found, seconds = timed(lambda: neighbors(store, TABLE, query, k=K, colors=[color], exact=True))
-        truth.append({n.segment_id for n in found})
-        store_lat.append(seconds)
-        matrix = resident[color]
+def filtered_runs(store: Store, queries, vectors, colour, ids) -> dict:
+    """Per query, side by side: one-shot neighbors(), session ANN, session default, numpy over RAM candidates."""
+    truth_session, ann_session, auto_session = (Searcher(store, TABLE) for _ in range(3))
+    resident = {c: (vectors[colour == i], ids[colour == i]) for i, c in enumerate(COLORS)}
+    out = {name: [] for name in ("oneshot", "ann", "auto", "numpy")}
+    rec = {name: [] for name in ("oneshot", "ann", "auto")}
+    for row, color in queries:
+        query, flt = vectors[row], SearchFilter(colors=(color,))
+        expected = {n.segment_id for n in truth_session.search(query, K, flt, exact=True)}
+        for name, run_one in (
+            ("oneshot", lambda: neighbors(store, TABLE, query, k=K, colors=[color])),
+            ("ann", lambda: ann_session.search(query, K, flt, exact=False)),
+            ("auto", lambda: auto_session.search(query, K, flt)),
+        ):
+            found, seconds = timed(run_one)
+            out[name].append(seconds)
+            rec[name].append(recall(found, expected))
+        matrix, _ = resident[color]
         _, seconds = timed(lambda: np.argpartition(1.0 - matrix @ query, K)[:K])
-        numpy_lat.append(seconds)
-    return truth, store_lat, numpy_lat
+        out["numpy"].append(seconds)
+    return {"latency": out, "recall": {name: float(np.mean(r)) for name, r in rec.items()}}
 
 
-def unfiltered_latency(store: Store, queries, vectors) -> tuple[list[float], list[float], float]:
-    ann, brute, recalls = [], [], []
-    for query, _ in queries:
-        found, seconds = timed(lambda: neighbors(store, TABLE, query, k=K))
-        ann.append(seconds)
+def unfiltered_runs(store: Store, queries, vectors, ids) -> dict:
+    ann_session, auto_session = Searcher(store, TABLE), Searcher(store, TABLE)
+    out, rec = {"ann": [], "auto": [], "numpy": []}, {"ann": [], "auto": []}
+    for row, _ in queries:
+        query = vectors[row]
         top, seconds = timed(lambda: np.argpartition(1.0 - vectors @ query, K)[:K])
-        brute.append(seconds)
-        recalls.append(len({f"seg{i:07d}" for i in top} & {n.segment_id for n in found}) / K)
-    return ann, brute, float(np.mean(recalls))
+        out["numpy"].append(seconds)
+        expected = set(ids[top])
+        for name, run_one in (("ann", lambda: ann_session.search(query, K, exact=False)),
+                              ("auto", lambda: auto_session.search(query, K))):
+            found, seconds = timed(run_one)
+            out[name].append(seconds)
+            rec[name].append(recall(found, expected))
+    return {"latency": out, "recall": {name: float(np.mean(r)) for name, r in rec.items()}}
+
+
+def throughput(store: Store, vectors, count: int, seed: int) -> dict:
+    """1,000 filtered queries through one Searcher: one by one, then batched per colour (search_many)."""
+    queries = make_queries(vectors, count, seed + 7)
+    searcher, opened = timed(lambda: Searcher(store, TABLE))
+    _, one_by_one = timed(lambda: [searcher.search(vectors[r], K, SearchFilter(colors=(c,))) for r, c in queries])
+    batched_session = Searcher(store, TABLE)
+    by_colour: dict[str, list[np.ndarray]] = {}
+    for row, color in queries:
+        by_colour.setdefault(color, []).append(vectors[row])
+    _, batched = timed(lambda: [batched_session.search_many(qs, K, SearchFilter(colors=(c,)))
+                                for c, qs in by_colour.items()])
+    return {"count": count, "open_s": opened, "one_by_one_qps": count / one_by_one, "batched_qps": count / batched,
+            "resident_mb": searcher._resident.nbytes / 2**20}
+
+
+def cli_runs(store: Store, ids, count: int, workdir: Path) -> dict:
+    """Wall time of `cli.py neighbors` in a fresh interpreter: 1 query, and `count` queries in one call."""
+    base = [sys.executable, str(ROOT / "cli.py"), "neighbors", "--store", store.uri, "--table", TABLE,
+            "--color", "Red", "-k", str(K), "--json"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    id_file = workdir / "query_ids.txt"
+    id_file.write_text("\n".join(ids[:: max(1, len(ids) // count)][:count]) + "\n")
+    runs = {"python -c pass": [sys.executable, "-c", "pass"], "1 query": base + ["--segment", str(ids[1])],
+            f"{count} queries": base + ["--segments-file", str(id_file)]}
+    out = {}
+    for name, command in runs.items():
+        walls, cpus, seconds = [], [], {}
+        for _ in range(3):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            done, wall = timed(lambda: subprocess.run(command, env=env, capture_output=True, text=True, check=True))
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            walls.append(wall)
+            cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+            if name != "python -c pass":
+                seconds = json.loads(done.stdout)["seconds"]
+        out[name] = {"wall_s": float(np.median(walls)), "cpu_s": float(np.median(cpus)), **seconds}
+    return out
+
+
+def sweep_runs(store: Store, queries, vectors) -> list[tuple[int, int, float, float, float]]:
+    """Filtered ANN recall/latency as `nprobes` (scaled by 1/selectivity for filters) and refine_factor vary."""
+    truth = Searcher(store, TABLE)
+    out = []
+    for nprobes, refine in SWEEP:
+        session = Searcher(store, TABLE, replace(DEFAULT_SETTINGS, nprobes=nprobes, refine_factor=refine))
+        lat, rec = [], []
+        for row, color in queries:
+            flt = SearchFilter(colors=(color,))
+            expected = {n.segment_id for n in truth.search(vectors[row], K, flt, exact=True)}
+            found, seconds = timed(lambda: session.search(vectors[row], K, flt, exact=False))
+            lat.append(seconds)
+            rec.append(recall(found, expected))
+        out.append((nprobes, refine, float(np.mean(rec)), ms(lat, 50), ms(lat, 95)))
+    return out
 
 
 def threshold_runs(store: Store, queries, song_counts=(1, 4, 10, 40)) -> list[tuple[int, int, float, float, float]]:
-    """Exact vs ANN latency as the candidate set grows (song filters): where `exact_below` should sit."""
+    """One-shot exact vs ANN latency as the candidate set grows (song filters): where `exact_below` should sit."""
     out = []
     for count in song_counts:
         songs = [f"song{s:04d}" for s in range(0, SONGS, SONGS // count)][:count]
         size = len(candidate_segment_ids(store, songs=songs))
         lat = {True: [], False: []}
         recalls = []
-        for query, _ in queries[:8]:
+        for row, _ in queries[:8]:
             found = {}
             for exact in (True, False):
-                res, seconds = timed(lambda: neighbors(store, TABLE, query, k=K, songs=songs, exact=exact))
+                res, seconds = timed(lambda: neighbors(store, TABLE, row_id(row), k=K, songs=songs, exact=exact))
                 lat[exact].append(seconds)
                 found[exact] = {n.segment_id for n in res}
             recalls.append(len(found[True] & found[False]) / K)
@@ -169,74 +243,111 @@ def threshold_runs(store: Store, queries, song_counts=(1, 4, 10, 40)) -> list[tu
     return out
 
 
+def row_id(row: int) -> str:
+    return f"seg{row:07d}"
+
+
 def ms(latencies, q) -> float:
     return 1000.0 * float(np.percentile(latencies, q))
 
 
+def open_store(args, vectors, colour, song, tmp: Path) -> tuple[Store, float, float, dict | None]:
+    cached = args.store_cache
+    if cached is not None and (cached / f"{TABLE}.lance").is_dir():
+        return Store.open(cached), float("nan"), float("nan"), None
+    path = cached if cached is not None else tmp / "store"
+    (store, _), write_s = timed(lambda: write_store(path, vectors, colour, song))
+    summary, build_s = timed(lambda: build_index(store, TABLE))
+    return store, write_s, build_s, summary
+
+
 def run(args) -> dict:
     vectors, colour, song = clustered_vectors(args.rows, args.seed)
+    ids = np.array([row_id(i) for i in range(len(vectors))])
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-        (store, _), write_s = timed(lambda: write_store(Path(tmp) / "store", vectors, colour, song))
-        summary, build_s = timed(lambda: build_index(store, TABLE))
+        store, write_s, build_s, summary = open_store(args, vectors, colour, song, Path(tmp))
         queries = make_queries(vectors, args.queries, args.seed)
         candidates = [len(candidate_segment_ids(store, colors=[c])) for _, c in queries]
-        truth, store_lat, numpy_lat = exact_runs(store, queries, vectors, colour)
-        recall, ann_lat = ann_run(store, queries, truth, DEFAULT_SETTINGS)
-        sweep = []
-        for nprobes, refine in SWEEP:
-            settings = replace(DEFAULT_SETTINGS, nprobes=nprobes, refine_factor=refine)
-            r, lat = ann_run(store, queries[: args.sweep_queries], truth[: args.sweep_queries], settings)
-            sweep.append((nprobes, refine, r, ms(lat, 50), ms(lat, 95)))
-        unfiltered = unfiltered_latency(store, queries[: args.sweep_queries], vectors)
-        by_size = threshold_runs(store, queries)
-    return dict(rows=args.rows, queries=args.queries, write_s=write_s, build_s=build_s, index=summary,
-                candidates=float(np.mean(candidates)), recall=recall, ann=ann_lat, exact_store=store_lat,
-                exact_numpy=numpy_lat, sweep=sweep, unfiltered=unfiltered, sweep_queries=args.sweep_queries,
-                by_size=by_size)
+        result = dict(rows=args.rows, queries=args.queries, write_s=write_s, build_s=build_s, index=summary,
+                      candidates=float(np.mean(candidates)), load=os.getloadavg())
+        result["filtered"] = filtered_runs(store, queries, vectors, colour, ids)
+        result["unfiltered"] = unfiltered_runs(store, queries[: args.sweep_queries], vectors, ids)
+        result["throughput"] = throughput(store, vectors, args.session_queries, args.seed)
+        result["cli"] = cli_runs(store, ids, args.cli_queries, Path(tmp))
+        result["sweep"] = sweep_runs(store, queries[: args.sweep_queries], vectors)
+        result["by_size"] = threshold_runs(store, queries)
+        result["load_after"] = os.getloadavg()
+        result["sweep_queries"] = args.sweep_queries
+    return result
 
 
 # -- report ------------------------------------------------------------------------------------
+def _latency_rows(label: str, runs: dict, names: dict) -> list[str]:
+    lat, rec = runs["latency"], runs["recall"]
+    numpy50 = ms(lat["numpy"], 50)
+    rows = []
+    for name, what in names.items():
+        p50 = ms(lat[name], 50)
+        rows.append(f"| {label}: {what} | {p50:.1f} / {ms(lat[name], 95):.1f} | {rec[name]:.3f} | "
+                    f"**{p50 / numpy50:.2f}** |")
+    rows.append(f"| {label}: numpy `argpartition(1 - M @ q)` over the candidates already in RAM | "
+                f"{numpy50:.1f} / {ms(lat['numpy'], 95):.1f} | 1.000 | 1.00 |")
+    return rows
+
+
 def section(r: dict, command: str) -> str:
-    idx, s = r["index"], DEFAULT_SETTINGS
-    ann50, store50, numpy50 = ms(r["ann"], 50), ms(r["exact_store"], 50), ms(r["exact_numpy"], 50)
-    ann_u, brute_u, recall_u = r["unfiltered"]
-    verdict = "meets" if r["recall"] >= 0.95 else "MISSES"
+    s = DEFAULT_SETTINGS
+    t, cli = r["throughput"], r["cli"]
+    build = ("the store was reused from --store-cache (write and index build not timed in this run)"
+             if r["index"] is None else
+             f"write {r['rows']:,} rows {r['write_s']:.1f} s; `build_index` ({r['index']['kind']}, "
+             f"{r['index'].get('num_partitions')} partitions, {r['index'].get('num_sub_vectors')} sub-vectors) "
+             f"{r['build_s']:.1f} s")
     lines = [
         f"## {SECTION_TITLE}",
         "",
-        f"`{command}` on {platform.machine()} with {os.cpu_count()} CPU cores shared with other engineers' jobs "
-        "while measured (latencies are medians over queries, so load inflates them but they are comparable "
-        "within this table). Data: {rows:,} clustered unit-norm 512-d vectors (8 colours x 16 sub-clusters, "
-        "800 songs; 48-d latent + noise), metadata in `segments`. Each query: k=10 with a one-colour "
-        "prefilter (colour drawn independently of the query, avg {cand:,.0f} candidates), resolved on "
-        "`segments` then applied as `segment_id IN (...)` prefilter on the feature table.".format(
-            rows=r["rows"], cand=r["candidates"]),
+        f"`{command}` on {platform.machine()} with {os.cpu_count()} CPU cores shared with other engineers' jobs: "
+        "load average {l0:.1f} at the start and {l1:.1f} at the end of the run (the machine was far from quiet, so "
+        "absolute milliseconds are inflated and noisy; the ratios are measured query by query, side by side, in "
+        "the same run). Data: {rows:,} clustered unit-norm 512-d vectors (8 colours x 16 sub-clusters, 800 songs; "
+        "48-d latent + noise), metadata in `segments`; {build}. Each filtered query: k=10, one colour drawn "
+        "independently of the query (avg {cand:,.0f} candidates). Sessions use the defaults "
+        "(nprobes={np}, refine_factor={rf}, resident_mb={mb}).".format(
+            l0=r["load"][0], l1=r["load_after"][0], rows=r["rows"], build=build, cand=r["candidates"],
+            np=s.nprobes, rf=s.refine_factor, mb=s.resident_mb),
         "",
-        "| measure | value |",
-        "|---|---|",
-        f"| write {r['rows']:,} rows (segments + vectors, upserts) | {r['write_s']:.1f} s |",
-        f"| `build_index` ({idx['kind']}, {idx.get('num_partitions')} partitions, {idx.get('num_sub_vectors')} "
-        f"sub-vectors, cosine; + scalar indexes) | {r['build_s']:.1f} s |",
-        f"| filtered ANN query p50 / p95 (nprobes={s.nprobes}, refine_factor={s.refine_factor}) | "
-        f"{ann50:.1f} / {ms(r['ann'], 95):.1f} ms |",
-        f"| recall@10 vs exact, same filter ({r['queries']} queries) | **{r['recall']:.3f}** ({verdict} >= 0.95) |",
-        f"| exact via the store (`exact=True`: read candidates, numpy) p50 / p95 | {store50:.1f} / "
-        f"{ms(r['exact_store'], 95):.1f} ms |",
-        f"| speed-up of ANN over the store's exact path (p50) | **{store50 / ann50:.1f}x** |",
-        f"| numpy brute force over candidates already in RAM p50 | {numpy50:.1f} ms |",
-        f"| speed-up of ANN over in-RAM numpy (p50) | {numpy50 / ann50:.2f}x |",
-        f"| unfiltered ANN query p50 (recall@10 {recall_u:.3f}) vs numpy over all {r['rows']:,} in RAM | "
-        f"{ms(ann_u, 50):.1f} ms vs {ms(brute_u, 50):.1f} ms ({ms(brute_u, 50) / ms(ann_u, 50):.1f}x) |",
-        "",
-        f"Sweep ({r['sweep_queries']} of the same filtered queries; `SearchSettings` defaults: "
-        f"nprobes={s.nprobes}, refine_factor={s.refine_factor}):",
-        "",
-        "| nprobes | refine_factor | recall@10 | p50 ms | p95 ms |",
-        "|---|---|---|---|---|",
+        "| query path | p50 / p95 ms | recall@10 vs exact | p50 ratio to numpy in RAM |",
+        "|---|---|---|---|",
     ]
+    lines += _latency_rows(f"filtered ({r['queries']} queries)", r["filtered"], {
+        "oneshot": "one-shot `neighbors()` (a session per query; ANN)",
+        "ann": "`Searcher.search(exact=False)`: IVF_PQ + row-address allow-list",
+        "auto": "`Searcher.search()` default (a repeated filter is read into RAM, then exact)"})
+    lines += _latency_rows(f"unfiltered ({r['sweep_queries']} queries)", r["unfiltered"], {
+        "ann": "`Searcher.search(exact=False)`", "auto": "`Searcher.search()` default"})
+    lines += [
+        "",
+        f"Session throughput, {t['count']:,} filtered queries (random colour each) through one `Searcher` "
+        f"(opened in {t['open_s']:.2f} s): **{t['one_by_one_qps']:.0f} queries/s** one by one with `search`, "
+        f"**{t['batched_qps']:.0f} queries/s** batched per colour with `search_many` (one matrix product per "
+        f"colour); the session held {t['resident_mb']:.0f} MiB of candidate vectors.",
+        "",
+        "`cli.py neighbors --table audio.bench.v1 --color Red -k 10 --json` in a fresh interpreter (median of 3; "
+        "`seconds` is the command's own split):",
+        "",
+        "| call | wall s | CPU s (user + sys) | open s | encode s | search s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, v in cli.items():
+        split = " | ".join(f"{v[part]:.3f}" if part in v else "-" for part in ("open", "encode", "search"))
+        lines.append(f"| `{name}` | {v['wall_s']:.2f} | {v['cpu_s']:.2f} | {split} |")
+    lines += ["", f"Filtered ANN sweep ({r['sweep_queries']} of the same queries, `Searcher.search(exact=False)`; "
+              "a filter keeping a fraction f of the rows probes nprobes / f partitions, capped at all):", "",
+              "| nprobes | refine_factor | recall@10 | p50 ms | p95 ms |", "|---|---|---|---|---|"]
     lines += [f"| {n} | {rf} | {rec:.3f} | {p50:.1f} | {p95:.1f} |" for n, rf, rec, p50, p95 in r["sweep"]]
-    lines += ["", f"Exact vs ANN by candidate-set size (song filters, 8 queries; `exact_below` = {s.exact_below}):",
-              "", "| songs | candidates | exact p50 ms | ANN p50 ms | ANN recall@10 |", "|---|---|---|---|---|"]
+    lines += ["", f"One-shot exact vs ANN by candidate-set size (song filters, 8 queries; `exact_below` = "
+              f"{s.exact_below}):", "", "| songs | candidates | exact p50 ms | ANN p50 ms | ANN recall@10 |",
+              "|---|---|---|---|---|"]
     lines += [f"| {c} | {n:,} | {e:.1f} | {a:.1f} | {rec:.3f} |" for c, n, e, a, rec in r["by_size"]]
     lines += ["", NOTES, "", WEIGHT_FREE_NOTES]
     return "\n".join(lines) + "\n"
@@ -286,11 +397,22 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--sweep-queries", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--session-queries", type=int, default=1000)
+    parser.add_argument("--cli-queries", type=int, default=100)
     parser.add_argument("--workdir", type=Path, default=None, help="where the temporary store goes")
+    parser.add_argument("--store-cache", type=Path, default=None, help="build the store here once, reuse it later")
     parser.add_argument("--write", action="store_true", help="update the Search section of BENCHMARKS.md")
+    parser.add_argument("--results", type=Path, default=None, help="save the measurements here as JSON")
+    parser.add_argument("--render", action="store_true", help="only re-render the section from --results")
     args = parser.parse_args()
-    command = "python benchmarks/bench_search.py " + " ".join(sys.argv[1:])
-    text = section(run(args), command.strip())
+    command = "python benchmarks/bench_search.py " + " ".join(a for a in sys.argv[1:] if a != "--render")
+    if args.render:
+        measured = json.loads(args.results.read_text())
+    else:
+        measured = run(args)
+        if args.results:
+            args.results.write_text(json.dumps(measured))
+    text = section(measured, command.strip())
     print(text)
     if args.write:
         replace_section(SECTION_TITLE, text)

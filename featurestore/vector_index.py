@@ -10,6 +10,7 @@ space (`featurestore.space`) that an index over the stored vectors cannot rank b
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
 
@@ -117,15 +118,6 @@ def _vector_index_name(tbl) -> str | None:
     return None
 
 
-def usable_vector_index(tbl) -> bool:
-    """True when `vector` has an ANN index trained with the query metric."""
-    name = _vector_index_name(tbl)
-    if name is None:
-        return False
-    stats = tbl.index_stats(name)
-    return stats is not None and str(stats.distance_type).lower() == METRIC
-
-
 # -- querying the index (Lance dataset, no lancedb) ------------------------------------
 @dataclass(frozen=True)
 class AnnIndex:
@@ -137,6 +129,9 @@ class AnnIndex:
 
 def cosine_ann_index(dataset) -> AnnIndex | None:
     """The dataset's ANN index on `vector` when it ranks by cosine, else None."""
+    # Only the partition count and metric are needed: leave the centroids out (lance warns when they are
+    # left to its changing default, and they cost memory).
+    os.environ.setdefault("LANCE_INCLUDE_VECTOR_CENTROIDS", "false")
     for index in dataset.list_indices():
         if VECTOR_COLUMN in index["fields"] and str(index["type"]).upper().startswith("IVF"):
             stats = dataset.stats.index_stats(index["name"])
