@@ -16,10 +16,11 @@ per query after that; a set larger than the budget is streamed.
 
 Which path: exact for tables searched in standardised space, without a cosine
 ANN index, for candidate sets under `exact_below`, and for a candidate set the
-session has already read into RAM; otherwise the ANN index. A large set is read
-into RAM the second time the session searches it (or at once for a batch of
-queries): one-off queries stay on the index, repeated ones get exact answers at
-numpy speed.
+session has already read into RAM; otherwise the ANN index. A set under
+`resident_exact_below` is read into RAM the second time the session searches
+it (or at once for a batch of queries): one-off queries stay on the index,
+repeated ones get exact answers at numpy speed. Larger sets stay on the index,
+which is faster there than a product over every candidate.
 
 The metric is cosine everywhere (index, ANN query, exact search). Tables of raw,
 not unit-norm statistics are z-scored per feature first (`featurestore.space`).
@@ -78,6 +79,10 @@ class SearchSettings:
     refine_factor: int = 20
     # RAM a session may hold candidate vectors in (float32 rows + ids); beyond it exact search streams.
     resident_mb: int = 1024
+    # A candidate set the session searches again is read into RAM and searched exactly when it is smaller
+    # than this: a BLAS product over 25k 512-d rows took 18-37 ms against 35 ms for the index, over 200k
+    # 284 ms against 90 ms (BENCHMARKS.md).
+    resident_exact_below: int = 50_000
     scan_batch: int = 8192
 
 
@@ -242,7 +247,8 @@ class Searcher:
         size = self._candidate_count(candidates)
         if size < self.settings.exact_below or self._resident.get(search_filter) is not None:
             return True
-        return self._uses[search_filter] > 1 and self._resident.fits(size, self.dim)
+        repeated = self._uses[search_filter] > 1
+        return repeated and size < self.settings.resident_exact_below and self._resident.fits(size, self.dim)
 
     def _ann_index(self):
         if self._index is _NOT_LOOKED_UP:

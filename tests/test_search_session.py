@@ -106,6 +106,11 @@ def test_repeated_filter_moves_to_ram_with_the_same_answers(indexed):
     assert searcher._resident.nbytes > 0  # the second use read Red's vectors into RAM: exact from now on
     assert [n.segment_id for n in second] == [n.segment_id for n in searcher.search("seg00010", 10, red, exact=True)]
     assert len({n.segment_id for n in first} & {n.segment_id for n in second}) >= 9
+    # A set at or above resident_exact_below stays on the index however often it is searched.
+    big_sets_on_index = Searcher(store, TABLE, SearchSettings(exact_below=0, resident_exact_below=100))
+    for _ in range(3):
+        assert len(big_sets_on_index.search("seg00010", 10, red)) == 10
+    assert big_sets_on_index._resident.nbytes == 0
 
 
 def test_allowlist_selects_exactly_the_given_rows(tmp_path):
