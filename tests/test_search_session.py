@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
-from test_search import _clustered_store, write_features
+from test_search import _clustered_store, midistats_store, tiny, write_features  # noqa: F401 (fixtures)
 
 from featurestore import Store, TableNotFoundError
 from featurestore.rowmask import allowlist
@@ -162,3 +162,22 @@ def test_cli_takes_several_segments_and_a_file_of_ids(indexed, tmp_path):
     empty.write_text("\n# nothing\n")
     bad = runner.invoke(app, ["neighbors", "--store", store.uri, "--table", TABLE, "--segments-file", str(empty)])
     assert bad.exit_code == 2 and "holds no segment ids" in bad.output
+
+
+def test_several_files_in_one_call_answer_like_one_call_each(midistats_store, tmp_path):
+    from encoders.query import NeighborQuery, find_neighbors
+
+    store, midi = midistats_store
+    picked = [s for s in sorted(midi) if midi[s] is not None][:2]
+    paths = []
+    for sid in picked:
+        paths.append(tmp_path / f"{sid}.mid")
+        paths[-1].write_bytes(midi[sid])
+    together = find_neighbors(store, NeighborQuery(table="midi.midistats.v1", midi_paths=tuple(paths), k=4,
+                                                   colors=("Red", "Violet")))
+    assert together.queries == [str(p) for p in paths] and together.seconds["encode"] > 0
+    for path, found in zip(paths, together.found):
+        alone = find_neighbors(store, NeighborQuery(table="midi.midistats.v1", midi_paths=(path,), k=4,
+                                                    colors=("Red", "Violet"))).found[0]
+        assert [n.segment_id for n in found] == [n.segment_id for n in alone]
+        assert {n.color for n in found} <= {"Red", "Violet"}
