@@ -338,6 +338,10 @@ def score_command(
                                 lyrics=lyrics, concept=concept, store_uri=store)
     results = score_files(request)
     render.print_scores(results, target, as_json=json_out)
+    if all(r.error is not None for r in results):  # the results above say why each one failed
+        err_console.print(f"[bold red]error:[/] none of the {len(results)} candidate(s) could be scored; "
+                          "see each one's error above")
+        raise typer.Exit(2)
 
 
 @app.command("embed")

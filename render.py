@@ -113,7 +113,8 @@ def print_synth_summary(summary, as_json: bool = False) -> None:
 
 def _ingest_summary_rows(summary) -> list[list]:
     rows = [["rows read", summary.rows_read], ["ingested (new)", summary.ingested],
-            ["updated", summary.updated], ["rejected", summary.rejected_total]]
+            ["updated", summary.updated], ["unchanged (nothing written)", summary.unchanged],
+            ["media rows written", summary.media_written], ["rejected", summary.rejected_total]]
     rows += [[f"  rejected: {reason}", n] for reason, n in sorted(summary.rejected.items())]
     rows += [[f"  dropped {reason}", n] for reason, n in sorted(summary.modality_dropped.items())]
     rows += [["rejects file", summary.rejects_path], ["seconds", f"{summary.seconds:.1f}"]]

@@ -4,8 +4,13 @@ The job streams its inputs in batches sized by bytes (the real media parquet is
 15 GB with multi-MB audio per row), validates each batch (featurestore/validate.py:
 the bad-row rules are documented there), and writes `media` then `segments` per
 batch under both tables' writer locks. Re-ingesting the same input changes
-nothing: rows are upserted on `segment_id`, and ids repeated within one run are
-rejected, so the store never holds a duplicate key.
+nothing and writes nothing: every row carries content digests
+(featurestore/lineage.py), rows whose digest matches the stored one are counted
+`unchanged` and skipped, and media is rewritten only when its own digest
+changed. Other rows are upserted on `segment_id`, and ids repeated within one
+run are rejected, so the store never holds a duplicate key. A store written
+before digests existed gets the new columns (null) and each row is rewritten
+once, with its digests, by the next ingest.
 
 Media for ids the store has never seen is appended (Lance `add`) rather than
 merged (in benchmarks/bench_ingest.py merge_insert of multi-MB blobs took ~1.8x
@@ -37,7 +42,8 @@ import pyarrow.parquet as pq
 
 from featurestore.errors import IngestError
 from featurestore.ingest_folder import FolderInput, find_manifest, folder_batches, read_manifest
-from featurestore.schemas import KEY, MEDIA, MEDIA_SCHEMA, SEGMENTS
+from featurestore.lineage import DIGEST_COLUMN, ROW_DIGEST
+from featurestore.schemas import KEY, MEDIA, MEDIA_SCHEMA, SEGMENTS, SEGMENTS_SCHEMA
 from featurestore.store import Store
 from featurestore.validate import (
     REQUIRED_COLUMNS,
@@ -65,7 +71,10 @@ class IngestConfig:
 class IngestSummary:
     rows_read: int = 0
     ingested: int = 0  # new segments
-    updated: int = 0  # segments that already existed and were overwritten
+    updated: int = 0  # segments that already existed with other content and were overwritten
+    unchanged: int = 0  # segments already stored with the same content: nothing written
+    media_written: int = 0  # media rows written (new or changed audio/MIDI)
+    optimized: list = field(default_factory=list)  # OptimizeStats of the tables this run wrote
     rejected: Counter = field(default_factory=Counter)  # reason -> rows
     modality_dropped: Counter = field(default_factory=Counter)  # "audio: <reason>" -> rows
     rejects_path: Path | None = None  # one JSON line per rejected row, all inputs of the run; None if none
@@ -78,6 +87,8 @@ class IngestSummary:
     def to_dict(self) -> dict:
         return {
             "rows_read": self.rows_read, "ingested": self.ingested, "updated": self.updated,
+            "unchanged": self.unchanged, "media_written": self.media_written,
+            "optimized": [o.to_dict() for o in self.optimized],
             "rejected_total": self.rejected_total, "rejected": dict(self.rejected),
             "modality_dropped": dict(self.modality_dropped),
             "rejects_path": str(self.rejects_path) if self.rejects_path else None,
@@ -212,15 +223,39 @@ def _rejects_path(store: Store, inputs: list[_Input]) -> Path:
     return store.side_path("rejects", f"{stamp}-{stem}.jsonl")
 
 
+_MEDIA_DIGESTS = (DIGEST_COLUMN["audio"], DIGEST_COLUMN["midi"])
+
+
 class _BatchWriter:
-    """Writes media then segments, so a crash never leaves a segment without its media row."""
+    """Writes changed media then changed segments, so a crash never leaves a segment without its media row.
+
+    What is stored is read once, under the writer locks, so it stays true for the run.
+    """
 
     def __init__(self, store: Store):
         self.store = store
-        self.media_keys = store.keys(MEDIA)  # read under the writer lock: stays true for the run
+        self.media_keys = store.keys(MEDIA)
+        stored = store.read(SEGMENTS, [KEY, ROW_DIGEST, *_MEDIA_DIGESTS]).to_pylist()
+        self.stored = {r[KEY]: (r[ROW_DIGEST], tuple(r[c] for c in _MEDIA_DIGESTS)) for r in stored}
+        self.segments_written = self.media_written = 0
 
-    def write(self, batch: ValidatedBatch) -> tuple[int, int]:
-        media = batch.media
+    def write(self, batch: ValidatedBatch) -> tuple[int, int, int]:
+        """-> (inserted, updated, unchanged) segments."""
+        rows = batch.segments.select([KEY, ROW_DIGEST, *_MEDIA_DIGESTS]).to_pylist()
+        known = [self.stored.get(r[KEY]) for r in rows]
+        changed = [k is None or k[0] is None or k[0] != r[ROW_DIGEST] for r, k in zip(rows, known)]
+        new_media = [k is None or k[1] != tuple(r[c] for c in _MEDIA_DIGESTS) for r, k in zip(rows, known)]
+        if any(new_media):
+            self._write_media(batch.media.filter(pa.array(new_media, pa.bool_())))
+        inserted, updated = self.store.upsert(SEGMENTS, batch.segments.filter(pa.array(changed, pa.bool_())))
+        for r, is_changed in zip(rows, changed):
+            if is_changed:
+                self.stored[r[KEY]] = (r[ROW_DIGEST], tuple(r[c] for c in _MEDIA_DIGESTS))
+        self.segments_written += inserted + updated
+        return inserted, updated, len(rows) - sum(changed)
+
+    def _write_media(self, media: pa.Table) -> None:
+        self.media_written += media.num_rows
         is_new = [sid not in self.media_keys for sid in media.column(KEY).to_pylist()]
         if all(is_new):
             self._append(media)
@@ -231,7 +266,6 @@ class _BatchWriter:
             self._append(media.filter(mask))
             self.store.upsert(MEDIA, media.filter(pc.invert(mask)))
         self.media_keys.update(sid for sid, new in zip(media.column(KEY).to_pylist(), is_new) if new)
-        return self.store.upsert(SEGMENTS, batch.segments)
 
     def _append(self, media: pa.Table) -> None:
         if media.num_rows:
@@ -253,10 +287,11 @@ class _IngestRun:
         self.store.ensure_table(SEGMENTS)
         try:
             with self.store.writer(MEDIA), self.store.writer(SEGMENTS):
+                self.store.add_missing_columns(SEGMENTS, SEGMENTS_SCHEMA)  # a store from before digests
                 writer = _BatchWriter(self.store)
                 for source in self.inputs:
                     self._ingest(source, writer)
-                self.store.optimize(SEGMENTS)  # per-batch upserts leave many small fragments
+                self._optimize(writer)
         finally:
             self.rejects.close()
         self.summary.rejects_path = self.rejects.path if self.rejects.written else None
@@ -270,14 +305,24 @@ class _IngestRun:
             validated = validate_batch(batch, row, self.seen_ids, label, self.ingested_at)
             row += batch.num_rows
             self.rejects.write(validated, source.path)
-            inserted, updated = writer.write(validated)
-            self._count(batch.num_rows, validated, inserted, updated)
+            counts = writer.write(validated)
+            self._count(batch.num_rows, validated, *counts)
 
-    def _count(self, rows: int, validated: ValidatedBatch, inserted: int, updated: int) -> None:
+    def _optimize(self, writer: _BatchWriter) -> None:
+        """Per-batch commits leave small fragments and old versions behind: tidy what this run wrote."""
+        self.summary.media_written = writer.media_written
+        if writer.segments_written:
+            self.summary.optimized.append(self.store.optimize(SEGMENTS))
+        if writer.media_written:
+            # Compacting blobs rewrites them; old versions are removed after the retention period.
+            self.summary.optimized.append(self.store.optimize(MEDIA, compact=False))
+
+    def _count(self, rows: int, validated: ValidatedBatch, inserted: int, updated: int, unchanged: int) -> None:
         summary = self.summary
         summary.rows_read += rows
         summary.ingested += inserted
         summary.updated += updated
+        summary.unchanged += unchanged
         summary.rejected.update(r.reason for r in validated.rejects)
         summary.modality_dropped.update(validated.dropped)
         if self.progress is not None:

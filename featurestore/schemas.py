@@ -47,8 +47,16 @@ SEGMENTS_SCHEMA = pa.schema(
         # Why a modality was dropped at ingest (e.g. "error: audio holds NaN"); null when fine.
         pa.field("audio_status", pa.string()),
         pa.field("midi_status", pa.string()),
+        pa.field("lyrics_status", pa.string()),
+        pa.field("concept_status", pa.string()),
         pa.field("source", pa.string()),
         pa.field("ingested_at", pa.timestamp("us", tz="UTC")),
+        # Content digests (featurestore/lineage.py): per modality (null when absent) and of the row.
+        pa.field("audio_digest", pa.string()),
+        pa.field("midi_digest", pa.string()),
+        pa.field("lyrics_digest", pa.string()),
+        pa.field("concept_digest", pa.string()),
+        pa.field("row_digest", pa.string()),
     ]
 )
 

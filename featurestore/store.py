@@ -12,6 +12,8 @@ import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -26,6 +28,23 @@ _SCAN_ALL = None  # limit(None): lancedb's empty query otherwise stops at 10 row
 # Lance caches the metadata of every table version it touches, up to 1 GiB by default; a long
 # ingest/encode job commits thousands of versions, and RSS grew ~0.4 MB per commit without a cap.
 METADATA_CACHE_BYTES = 64 * 2**20
+# Old versions are kept this long after they stop being the latest: lancedb's own default, long
+# enough that no reader still holds one. Versions a model run tagged are kept whatever their age.
+DEFAULT_RETENTION = timedelta(days=7)
+_NEVER = timedelta(days=365 * 100)  # "prune nothing" for lancedb's optimize (compaction and indexes only)
+# Compacting blob tables into fragments of ~1M rows would rewrite every media byte; aim at this size instead.
+_BLOB_FRAGMENT_BYTES = 256 * 2**20
+
+
+@dataclass(frozen=True)
+class OptimizeStats:
+    table: str
+    versions_before: int
+    versions_after: int
+    bytes_removed: int
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
 
 
 def resolve_store_uri(uri: str | os.PathLike | None = None) -> str:
@@ -127,6 +146,8 @@ class Store:
         schema = schema if schema is not None else SYSTEM_SCHEMAS.get(name)
         if schema is None:
             raise StoreError(f"no schema given for new table {name!r}")
+        if self.has_table(name):  # an older store's table may lack new columns: see add_missing_columns
+            return self._db.open_table(name)
         return self._db.create_table(name, schema=schema, exist_ok=True)
 
     def drop_table(self, name: str) -> None:
@@ -194,9 +215,54 @@ class Store:
     def delete(self, name: str, where: str) -> None:
         self.table(name).delete(where)
 
-    def optimize(self, name: str) -> None:
-        """Compact fragments (many small upserts otherwise slow every scan)."""
-        self.table(name).optimize()
+    def optimize(
+        self, name: str, older_than: timedelta | None = DEFAULT_RETENTION, compact: bool = True
+    ) -> OptimizeStats:
+        """Compact fragments (many small upserts slow every scan) and remove versions older than `older_than`.
+
+        Tagged versions (a model run's, see `tag_version`) are never removed. `older_than=None` keeps
+        every version. Blob tables are compacted towards ~256 MB fragments, not ~1M rows.
+        """
+        tbl = self.table(name)
+        before = len(tbl.list_versions())
+        if compact and self._is_blob_table(tbl):
+            tbl.to_lance().optimize.compact_files(target_rows_per_fragment=self._blob_fragment_rows(tbl))
+        elif compact:
+            tbl.optimize(cleanup_older_than=_NEVER)  # compaction + index upkeep; pruning is done below
+        removed = 0
+        if older_than is not None:
+            stats = tbl.to_lance().cleanup_old_versions(older_than, error_if_tagged_old_versions=False)
+            removed = int(stats.bytes_removed)
+        return OptimizeStats(name, before, len(self.table(name).list_versions()), removed)
+
+    @staticmethod
+    def _is_blob_table(tbl) -> bool:
+        return any(pa.types.is_large_list(f.type) or pa.types.is_large_binary(f.type) for f in tbl.schema)
+
+    @staticmethod
+    def _blob_fragment_rows(tbl) -> int:
+        meta = tbl.list_versions()[-1]["metadata"]
+        rows, size = int(meta.get("total_rows", 0)), int(meta.get("total_files_size", 0))
+        return max(1, int(_BLOB_FRAGMENT_BYTES / max(1.0, size / max(1, rows))))
+
+    def add_missing_columns(self, name: str, schema: pa.Schema) -> list[str]:
+        """Add `schema`'s fields the table lacks, as nulls (upgrades a store written by older code)."""
+        tbl = self.table(name)
+        missing = [f for f in schema if f.name not in tbl.schema.names]
+        if missing:
+            tbl.add_columns([f.with_nullable(True) for f in missing])
+        return [f.name for f in missing]
+
+    # -- tags: versions pinned by model runs ------------------------------------
+    def tag_version(self, name: str, tag: str, version: int) -> None:
+        tags = self.table(name).tags
+        if tag in tags.list():
+            tags.update(tag, int(version))
+        else:
+            tags.create(tag, int(version))
+
+    def tags(self, name: str) -> dict[str, int]:
+        return {tag: int(info["version"]) for tag, info in self.table(name).tags.list().items()}
 
     @contextmanager
     def writer(self, name: str, timeout_s: float = 0.0):

@@ -15,11 +15,14 @@ Bad-row decisions (each one counted in the ingest summary, never silent):
   - end < start                                   -> "end before start"
   - a metadata value of the wrong type (e.g. text in start_seconds) -> "malformed value"
 * keep the segment, drop one modality (has_X False, X_status "error: <why>"):
-  - audio bytes empty / length not a multiple of 4 / NaN or inf samples
+  - audio bytes empty / length not a multiple of 4 / NaN or inf samples / every sample zero
   - audio present but sample rate null or <= 0
   - MIDI bytes that miditoolkit cannot parse
   - has_audio/has_midi true upstream but no bytes; a folder file that cannot be read
   (the bytes decide: valid bytes make has_X true whatever the upstream flag says)
+* keep the segment, drop its lyrics or concept (null text, `lyrics_status`/`concept_status`
+  "absent: <why>"): text with nothing visible once whitespace, control and zero-width
+  characters are removed (NUL-only, U+200B-only, ...); featurestore/text.py holds the rule
 * normalise only what carries no information: "" lyrics/concept -> null; a null or
   blank mode label -> derived from the colour (taxonomy.py); a NaN bpm -> null.
 """
@@ -36,7 +39,9 @@ from datetime import datetime
 import numpy as np
 import pyarrow as pa
 
+from featurestore.lineage import DIGEST_COLUMN, ROW_DIGEST, audio_digest, midi_digest, row_digest, text_digest
 from featurestore.schemas import MEDIA_SCHEMA, SEGMENTS_SCHEMA
+from featurestore.text import BLANK_REASON, visible_text_or_none
 from featurestore.taxonomy import DIMENSIONS, TaxonomyError, canonical_color, color_modes, parse_modes
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("segment_id", "song_id", "rainbow_color", "start_seconds", "end_seconds")
@@ -155,6 +160,8 @@ def check_audio(data, sample_rate, flagged: bool | None, load_error: str | None)
     # per-sample temporary the size of the waveform, unlike np.isfinite(...).all().
     if not math.isfinite(float(np.sum(samples, dtype=np.float64))):
         return None, Dropped("audio", "waveform holds NaN or inf")
+    if not np.count_nonzero(samples):  # silence carries nothing an encoder could learn from
+        return None, Dropped("audio", "silent waveform (every sample is zero)", f"{samples.size} samples")
     return samples, None
 
 
@@ -239,13 +246,25 @@ def normalise_segment(record: dict, seen_ids: set[str]) -> dict:
     except TaxonomyError as exc:
         raise RowRejected("unknown colour", str(exc)) from None
     start, end = _span(record)
-    lyrics = _text(record.get("lyric_text"))
+    lyrics, lyrics_status = _visible(record.get("lyric_text"))
+    concept, concept_status = _visible(record.get("concept"))
     return dict(
         segment_id=segment_id, song_id=song_id, color=color, **_labels(color, record),
         start_s=start, end_s=end, bpm=_number(record.get("bpm")),
         key=_key(record.get("key_signature_note"), record.get("key_signature_mode")),
-        lyric_text=lyrics, concept_text=_text(record.get("concept")), has_lyrics=lyrics is not None,
+        lyric_text=lyrics, concept_text=concept, has_lyrics=lyrics is not None,
+        lyrics_status=lyrics_status, concept_status=concept_status,
+        lyrics_digest=text_digest(lyrics), concept_digest=text_digest(concept),
     )
+
+
+def _visible(value) -> tuple[str | None, str | None]:
+    """(text, None), or (None, "absent: why") for text with nothing visible in it; "" is just no text."""
+    text = _text(value)
+    if text is None:
+        return None, None
+    visible = visible_text_or_none(text)
+    return visible, (None if visible is not None else f"absent: {BLANK_REASON}")
 
 
 # -- batch ------------------------------------------------------------------------
@@ -288,12 +307,14 @@ def _media_row(record: dict, audio_view, midi_view, segment: dict, dropped: Coun
     for drop in (audio_drop, midi_drop):
         if drop is not None:
             dropped[drop.counter_key] += 1
+    rate = rate if audio is not None else None
     segment.update(
         has_audio=audio is not None, has_midi=midi is not None,
         audio_status=audio_drop.status if audio_drop else None,
         midi_status=midi_drop.status if midi_drop else None,
+        **{DIGEST_COLUMN["audio"]: audio_digest(audio, rate), DIGEST_COLUMN["midi"]: midi_digest(midi)},
     )
-    return segment["segment_id"], audio, rate if audio is not None else None, midi
+    return segment["segment_id"], audio, rate, midi
 
 
 def _media_table(rows: list[tuple]) -> pa.Table:
@@ -334,6 +355,10 @@ def validate_batch(
             continue
         seen_ids.add(segment["segment_id"])
         media.append(_media_row(record, audio_views[i], midi_views[i], segment, dropped))
-        segments.append({**segment, "source": source, "ingested_at": ingested_at})
+        dropped.update(f"{name}: {status[len('absent: '):]}" for name, status in
+                       (("lyrics", segment["lyrics_status"]), ("concept", segment["concept_status"])) if status)
+        segment["source"] = source
+        segment[ROW_DIGEST] = row_digest(segment, ignore=())
+        segments.append({**segment, "ingested_at": ingested_at})
     return ValidatedBatch(pa.Table.from_pylist(segments, schema=SEGMENTS_SCHEMA), _media_table(media),
                           rejects, dropped)

@@ -26,6 +26,7 @@ import numpy as np
 
 from encoders.base import BadInput, EncoderInput
 from encoders.media import check_audio, load_audio_path, load_midi_path
+from featurestore.text import has_visible_text
 from featurestore.taxonomy import COLORS, DIMENSIONS, MODES, TaxonomyError, canonical_color, color_modes, soft_target
 from fusion.errors import ModelError
 
@@ -49,8 +50,9 @@ class Candidate:
 
 
 def text_or_none(text: str | None) -> str | None:
-    """"" (or blanks) means "no text", as it does at ingest: such inputs take the null path."""
-    return None if isinstance(text, str) and not text.strip() else text
+    """Text with nothing visible ("", blanks, NUL or zero-width only) means "no text", as it does at ingest:
+    such inputs take the null path."""
+    return None if isinstance(text, str) and not has_visible_text(text) else text
 
 
 def as_candidate(obj: Any, index: int) -> Candidate:

@@ -216,8 +216,11 @@ def test_empty_text_takes_the_null_path_like_no_text(scorer):
     midi = midi_bytes([(60, 0, 1, 80), (64, 1, 1, 80)])
     [with_empty] = scorer.score_batch([{"id": "a", "midi": midi, "lyrics": "  "}], target="Red", concept="")
     [without] = scorer.score_batch([{"id": "a", "midi": midi}], target="Red")
-    assert with_empty.error is None
-    assert with_empty.color == pytest.approx(without.color)
+    [invisible] = scorer.score_batch([{"id": "a", "midi": midi, "lyrics": "\x00\u200b"}], target="Red",
+                                     concept="\ufeff")
+    assert with_empty.error is None and invisible.error is None
+    assert with_empty.color == pytest.approx(without.color) == invisible.color
+    assert invisible.inputs["lyrics"] is False
 
 
 def test_fingerprint_mismatch_is_refused(trained, tmp_path):
@@ -309,6 +312,8 @@ def test_cli_score_ranks_files_and_embed_reports(trained, tmp_path):
     assert table.exit_code == 0 and "low.mid" in table.output and "broken.mid" in table.output
     bad = runner.invoke(app, ["score", run_id, str(files[0]), "--target", "teal", "--store", store.uri])
     assert bad.exit_code == 2 and "Violet" in bad.output
+    none_scored = runner.invoke(app, ["score", run_id, str(files[1]), "--target", "red", "--store", store.uri])
+    assert none_scored.exit_code == 2 and "none of the 1 candidate(s) could be scored" in none_scored.output
     embedded = runner.invoke(app, ["embed", run_id, "--store", store.uri])
     assert embedded.exit_code == 0 and fused_table_name(run_id) in embedded.output
 

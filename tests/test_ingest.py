@@ -1,6 +1,7 @@
 import json
 import math
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -58,7 +59,7 @@ def media_by_id(store: Store) -> dict[str, dict]:
 
 
 def assert_accounted(summary) -> None:
-    assert summary.rows_read == summary.ingested + summary.updated + summary.rejected_total
+    assert summary.rows_read == summary.ingested + summary.updated + summary.unchanged + summary.rejected_total
 
 
 BAD_ROWS = [
@@ -150,13 +151,20 @@ def test_missing_required_column_fails_naming_it(tmp_path):
     assert store.count(SEGMENTS) == 0
 
 
+def store_bytes(store: Store) -> int:
+    return sum(f.stat().st_size for f in Path(store.uri).rglob("*") if f.is_file() and "_chromatic" not in f.parts)
+
+
 def test_reingest_changes_nothing(tmp_path, mixed_file):
     path, _ = mixed_file
     store = Store.open(tmp_path / "s")
     first = ingest_paths(store, [path])
     before = (store.count(SEGMENTS), store.count(MEDIA))
+    versions, size = (store.version(SEGMENTS), store.version(MEDIA)), store_bytes(store)
     second = ingest_paths(store, [path])
-    assert (second.ingested, second.updated) == (0, first.ingested)
+    assert (second.ingested, second.updated, second.unchanged) == (0, 0, first.ingested)
+    assert second.media_written == 0
+    assert (store.version(SEGMENTS), store.version(MEDIA)) == versions and store_bytes(store) == size
     assert second.rejected == first.rejected
     assert_accounted(second)
     assert (store.count(SEGMENTS), store.count(MEDIA)) == before
@@ -215,7 +223,7 @@ def test_folder_with_manifest_ingests_through_the_same_path(tmp_path):
     assert seg["fc"]["has_midi"] and not seg["fc"]["has_audio"] and seg["fc"]["end_s"] > 0
     assert "missing.wav" in seg["fd"]["audio_status"] and seg["fd"]["has_lyrics"]
     again = ingest_paths(store, [tmp_path / "songs"])
-    assert (again.ingested, again.updated) == (0, 4) and store.count(MEDIA) == 4
+    assert (again.ingested, again.updated, again.unchanged) == (0, 0, 4) and store.count(MEDIA) == 4
 
 
 def test_folder_manifest_option_and_missing_column(tmp_path):
@@ -268,3 +276,52 @@ def test_wrongly_typed_values_are_rejected_or_fail_the_file(tmp_path):
     pq.write_table(listed, tmp_path / "listed.parquet")
     with pytest.raises(IngestError, match="audio_waveform .* must be binary"):
         ingest_paths(Store.open(tmp_path / "s"), [tmp_path / "listed.parquet"])
+
+
+def test_reingest_writes_only_rows_whose_content_changed(tmp_path):
+    rows = [row(i) for i in range(4)]
+    store = Store.open(tmp_path / "s")
+    ingest_paths(store, [write_parquet(tmp_path / "a.parquet", rows)])
+    before = segments_by_id(store)
+    rows[1] = row(1, lyric_text="other words")  # text only: its media is not rewritten
+    rows[2] = row(2, midi_binary=None, has_midi=False)  # MIDI removed
+    again = ingest_paths(store, [write_parquet(tmp_path / "a.parquet", rows)])
+    assert (again.ingested, again.updated, again.unchanged, again.media_written) == (0, 2, 2, 1)
+    after = segments_by_id(store)
+    assert after["seg1"]["lyrics_digest"] != before["seg1"]["lyrics_digest"]
+    assert after["seg1"]["midi_digest"] == before["seg1"]["midi_digest"] is not None
+    assert after["seg2"]["midi_digest"] is None and not after["seg2"]["has_midi"]
+    assert media_by_id(store)["seg2"]["midi"] is None
+    assert after["seg0"]["ingested_at"] == before["seg0"]["ingested_at"]  # untouched rows keep their stamp
+
+
+def test_store_from_before_digests_is_upgraded_by_the_next_ingest(tmp_path):
+    from featurestore.lineage import DIGEST_COLUMNS
+    from featurestore.schemas import SEGMENTS_SCHEMA
+
+    path = write_parquet(tmp_path / "a.parquet", [row(i) for i in range(3)])
+    store = Store.open(tmp_path / "s")
+    legacy = pa.schema([f for f in SEGMENTS_SCHEMA if f.name not in DIGEST_COLUMNS])
+    store.ensure_table(SEGMENTS, legacy)
+    ingest_paths(store, [path])  # adds the columns, then writes every row with its digests
+    assert set(DIGEST_COLUMNS) <= set(store.table(SEGMENTS).schema.names)
+    assert all(r["row_digest"] for r in segments_by_id(store).values())
+    assert ingest_paths(store, [path]).unchanged == 3
+
+
+def test_silent_audio_and_invisible_text_are_absent_with_a_reason(tmp_path):
+    silent = np.zeros(800, dtype="<f4").tobytes()
+    rows = [row(0, audio_waveform=silent), row(1, lyric_text="\x00\x00"), row(2, lyric_text="\u200b \u200d\ufeff"),
+            row(3, concept="\x07"), row(4, lyric_text="a\x00b")]
+    store = Store.open(tmp_path / "s")
+    summary = ingest_paths(store, [write_parquet(tmp_path / "a.parquet", rows)])
+    seg, media = segments_by_id(store), media_by_id(store)
+    assert not seg["seg0"]["has_audio"] and "silent" in seg["seg0"]["audio_status"] and media["seg0"]["audio"] is None
+    for sid in ("seg1", "seg2"):
+        assert not seg[sid]["has_lyrics"] and seg[sid]["lyric_text"] is None
+        assert seg[sid]["lyrics_status"].startswith("absent: ") and seg[sid]["lyrics_digest"] is None
+    assert seg["seg3"]["concept_text"] is None and seg["seg3"]["concept_status"].startswith("absent: ")
+    assert seg["seg4"]["has_lyrics"]  # visible text around a control character is still text
+    dropped = summary.modality_dropped
+    assert dropped["audio: silent waveform (every sample is zero)"] == 1 and sum(
+        n for k, n in dropped.items() if k.startswith("lyrics: ")) == 2
