@@ -132,6 +132,26 @@ def info_command(store: StoreOpt = None, json_out: JsonOpt = False):
     render.print_info(info, as_json=json_out)
 
 
+@app.command("optimize")
+@friendly_errors
+def optimize_command(
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Remove versions older than this (e.g. 7d, 12h, 0s); tagged ones stay.")
+    ] = "7d",
+    table: Annotated[Optional[list[str]], typer.Option("--table", help="Only this table; repeatable.")] = None,
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+):
+    """Compact every table's fragments and remove old versions (never one a model run pinned).
+
+    Examples: chromatic optimize; chromatic optimize --older-than 0s --table segments
+    """
+    from featurestore.maintenance import OptimizeConfig, optimize_store, parse_duration
+
+    config = OptimizeConfig(older_than=parse_duration(older_than), tables=tuple(table or ()))
+    render.print_optimize(optimize_store(open_store(store, create=False), config), as_json=json_out)
+
+
 # == encoders: encode, versions =================================================
 
 @app.command("encode")

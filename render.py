@@ -128,6 +128,16 @@ def print_ingest_summary(summary, title: str = "ingest", as_json: bool = False) 
     console.print(rich_table(title, ["", "value"], _ingest_summary_rows(summary)))
 
 
+def print_optimize(report, as_json: bool = False) -> None:
+    if as_json:
+        print_json(report.to_dict())
+        return
+    rows = [[t.table, t.versions_before, t.versions_after, f"{t.bytes_removed / 1e6:.1f}"] for t in report.tables]
+    console.print(rich_table("optimize", ["table", "versions before", "after", "MB removed"], rows))
+    for name in report.busy:
+        err_console.print(f"[yellow]{name} is being written by another process:[/] left alone; re-run later")
+
+
 def print_info(info: dict, as_json: bool = False) -> None:
     if as_json:
         print_json(info)

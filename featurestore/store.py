@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +35,9 @@ DEFAULT_RETENTION = timedelta(days=7)
 _NEVER = timedelta(days=365 * 100)  # "prune nothing" for lancedb's optimize (compaction and indexes only)
 # Compacting blob tables into fragments of ~1M rows would rewrite every media byte; aim at this size instead.
 _BLOB_FRAGMENT_BYTES = 256 * 2**20
+# Kept in the table's own Lance config, so it follows every later version and dies with the table:
+# a table deleted and re-created under the same name gets another id.
+IDENTITY_KEY = "chromatic.table_id"
 
 
 @dataclass(frozen=True)
@@ -148,7 +152,9 @@ class Store:
             raise StoreError(f"no schema given for new table {name!r}")
         if self.has_table(name):  # an older store's table may lack new columns: see add_missing_columns
             return self._db.open_table(name)
-        return self._db.create_table(name, schema=schema, exist_ok=True)
+        table = self._db.create_table(name, schema=schema, exist_ok=True)
+        self.identity(name, assign=True)
+        return table
 
     def drop_table(self, name: str) -> None:
         self._db.drop_table(name)
@@ -260,6 +266,20 @@ class Store:
             tags.update(tag, int(version))
         else:
             tags.create(tag, int(version))
+
+    def delete_tag(self, name: str, tag: str) -> None:
+        tags = self.table(name).tags
+        if tag in tags.list():
+            tags.delete(tag)
+
+    def identity(self, name: str, assign: bool = False) -> str | None:
+        """The table's id (a uuid set when it was created); `assign` gives one to a table from older code."""
+        dataset = self.table(name).to_lance()
+        found = dataset.config().get(IDENTITY_KEY)
+        if found is None and assign:
+            found = uuid.uuid4().hex
+            dataset.update_config({IDENTITY_KEY: found})
+        return found
 
     def tags(self, name: str) -> dict[str, int]:
         return {tag: int(info["version"]) for tag, info in self.table(name).tags.list().items()}

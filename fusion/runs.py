@@ -2,14 +2,19 @@
 
 Where the files go is fusion/layout.py. The manifest holds everything needed to
 rebuild the inputs exactly: feature tables, Lance versions, encoder identities,
-input/output names and label order, training config, split. The registry row
-is written last, so a run listed in `models` is always complete.
+input/output names and label order, training config, split. Artifacts are
+written into `models/.partial-<run_id>/` and renamed into place, then the
+registry row is written, so a run listed in `models` is always complete and an
+interrupted save leaves no half-registered run (a killed one leaves at most a
+`.partial-` directory, which `chromatic doctor` finds). Before the rename the
+run pins the table versions it read (featurestore/pins.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +25,7 @@ import pyarrow.parquet as pq
 import torch
 
 from featurestore.join import JoinResult, JoinSource
+from featurestore.pins import pin_versions, unpin
 from featurestore.registry import ModelRecord, list_model_records, put_model_record
 from featurestore.store import Store
 from fusion.errors import ModelError
@@ -43,6 +49,7 @@ from fusion.model import FusionConfig, FusionModel
 from fusion.report import write_report
 
 MANIFEST_FORMAT = 1
+PARTIAL_PREFIX = ".partial-"  # a run directory being written; never a run
 
 
 @dataclass
@@ -96,16 +103,38 @@ def new_run_id(inputs: dict[str, str], config: dict) -> str:
 
 
 def save_run(store: Store, run_id: str, contents: RunContents) -> Path:
-    """Write every artifact, then the registry row. Returns the run directory."""
-    directory = run_dir(store, run_id)
+    """Pin the versions read, write every artifact aside, move it into place, then the registry row.
+
+    Any failure (or Ctrl-C) on the way removes the partial directory and the pins.
+    """
+    directory = run_dir(store, run_id, create=False)
+    partial = directory.with_name(PARTIAL_PREFIX + run_id)
+    partial.mkdir(parents=True)
+    try:
+        pins = pin_versions(store, run_id, contents.lance_versions)
+        manifest = build_manifest(run_id, contents)
+        manifest["table_identities"] = {table: pin.identity for table, pin in pins.items()}
+        _write_artifacts(partial, manifest, contents)
+        partial.rename(directory)
+        _register(store, run_id, directory, manifest, contents)
+    except BaseException:
+        shutil.rmtree(directory if directory.exists() else partial, ignore_errors=True)
+        unpin(store, run_id, contents.lance_versions)
+        raise
+    return directory
+
+
+def _write_artifacts(directory: Path, manifest: dict, contents: RunContents) -> None:
     config = contents.model.config
     torch.save({"fusion_config": config.to_dict(), "state_dict": contents.model.state_dict()}, directory / WEIGHTS)
-    manifest = build_manifest(run_id, contents)
     write_manifest(directory, manifest)
     write_json(directory / METRICS, contents.metrics)
     write_json(directory / HISTORY, contents.history)
     write_val_predictions(directory / VAL_PREDICTIONS, contents.pred, contents.fused)
     write_report(directory / REPORT, contents.history, contents.pred, contents.metrics)
+
+
+def _register(store: Store, run_id: str, directory: Path, manifest: dict, contents: RunContents) -> None:
     record = ModelRecord(
         run_id=run_id,
         inputs={i["name"]: i["spec"] for i in manifest["inputs"]},
@@ -115,7 +144,6 @@ def save_run(store: Store, run_id: str, contents: RunContents) -> Path:
         artifact_path=str(directory),
     )
     put_model_record(store, record)
-    return directory
 
 
 def build_manifest(run_id: str, contents: RunContents) -> dict:

@@ -20,6 +20,7 @@ from torch.nn import functional as F
 
 from encoders.device import require_device
 from featurestore.join import join
+from featurestore.pins import check_pins, pins_from_manifest
 from featurestore.store import Store
 from featurestore.taxonomy import DIMENSIONS
 from fusion.dataset import FusionData, build_dataset, split_by_song, val_index_for_songs
@@ -236,6 +237,13 @@ def evaluate_run(store: Store, run_id: str, batch_size: int = 256) -> EvalResult
     """Re-join at the recorded Lance versions, rebuild the recorded split, run the stored weights."""
     run = load_run(store, run_id)
     recorded = run.manifest["lance_versions"]
+    pins = pins_from_manifest(recorded, run.manifest.get("table_identities", {}))
+    problems = check_pins(store, run_id, pins)
+    if problems:
+        raise ModelError(
+            f"run {run_id} cannot be re-evaluated on the data it was trained on: " + "; ".join(problems)
+            + ". Train a new run on the current tables (`chromatic train ...`)"
+        )
     joined = join(store, run.inputs, versions=recorded)
     run.require_same_encoders(joined, "the run cannot be re-evaluated on this store")
     data = build_dataset(joined)
