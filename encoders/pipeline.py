@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import os
 import queue
 import signal
 import threading
@@ -120,9 +121,27 @@ def _list_column_arrays(column: pa.ChunkedArray) -> list[np.ndarray | None]:
 _WORKER_CONTEXT: PrepareContext | None = None
 
 
-def _init_worker(encoder_cls: type[Encoder], encoder_config, store_uri: str, side_dir) -> None:
+def exit_with_parent(parent_pid: int, interval_s: float = 1.0) -> threading.Thread:
+    """Exit this process soon after `parent_pid` dies (kill -9 included): a thread polls the parent.
+
+    A worker blocked in prepare() (or still loading an encoder) would otherwise keep its memory
+    (~700 MB for an audio model) long after the job is gone.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval_s)
+        os._exit(1)
+
+    thread = threading.Thread(target=watch, name="exit-with-parent", daemon=True)
+    thread.start()
+    return thread
+
+
+def _init_worker(encoder_cls: type[Encoder], encoder_config, store_uri: str, side_dir, parent_pid: int) -> None:
     # The class travels by reference, so unpickling imports (and registers) its module here.
     global _WORKER_CONTEXT
+    exit_with_parent(parent_pid)
     # Ctrl-C reaches the whole process group; the main process alone decides how to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER_CONTEXT = PrepareContext(encoder_cls(encoder_config, device="cpu"), Store(store_uri, side_dir))
@@ -153,7 +172,7 @@ class Preparer:
         self.inline_chunks = 0
         self.worker_chunks = 0
         self._inline = PrepareContext(encoder, store)
-        self._pool_args = (type(encoder), encoder.config, store.uri, store.side_dir)
+        self._pool_args = (type(encoder), encoder.config, store.uri, store.side_dir, os.getpid())
         self._pool: ProcessPoolExecutor | None = None
         # A worker is "warm" once it has delivered a real chunk: spawning, imports and the
         # encoder's lazy loads take seconds. Until then each worker holds one chunk and

@@ -23,12 +23,18 @@ clip=True:
 - what mido or miditoolkit refused is refused here too (so the same items are
   recorded as bad), and also file formats other than 0, 1 and 2.
 
-Every failure is a `BadInput` whose reason starts with "undecodable MIDI".
+Every failure is a `BadInput` whose reason starts with "undecodable MIDI",
+or "MIDI too large" past the work limits below: reading is pure Python
+(~2-6 us per event), so without a bound one pathological file (3.6 MB, 600k
+stacked notes: 7 s here) would stall a whole scoring batch. A segment or a
+generated candidate is far below both limits (a dense 30 s segment is a few
+thousand notes, tens of KB).
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +47,8 @@ DRUM_CHANNEL = 9  # MIDI channel 10 counted from 0, as miditoolkit's is_drum
 # An int like miditoolkit's default, so a file's own 120 bpm compares equal to it.
 DEFAULT_BPM = 120
 MAX_PAYLOAD_BYTES = 1_000_000  # mido's cap on one meta or sysex payload
+MAX_FILE_BYTES = 2_000_000  # refused before parsing
+MAX_EVENTS = 100_000  # note and program events per file; parsing stops at the first one past it
 SYSEX = (0xF0, 0xF7)
 META = 0xFF
 SET_TEMPO = 0x51
@@ -93,13 +101,15 @@ def _undecodable(reason: str) -> BadInput:
 def read_smf(data: bytes) -> SmfContents:
     """Parse Standard MIDI File bytes; BadInput with the reason if they are not one."""
     data = bytes(data)
+    if len(data) > MAX_FILE_BYTES:
+        raise BadInput(f"MIDI too large: {len(data)} bytes, over the {MAX_FILE_BYTES}-byte limit per file")
     file_format, track_count, ticks_per_beat = _read_header(data)
     rows: list[tuple] = []
     tempos: list[tuple[int, int]] = []
     pos = 8 + int.from_bytes(data[4:8], "big")
     for index in range(track_count):
         start, end = _track_bounds(data, pos, index, track_count)
-        events = _read_track(data[start:end], index, tempos)
+        events = _read_track(data[start:end], index, tempos, MAX_EVENTS - len(rows))
         rows.extend(_pair_notes(events))
         pos = end
     tempo_ticks, tempo_bpm = _collect_tempos(tempos)
@@ -144,12 +154,17 @@ def _track_bounds(data: bytes, pos: int, index: int, track_count: int) -> tuple[
     return start, end
 
 
-def _read_track(track: bytes, index: int, tempos: list) -> list[tuple[int, int, int, int]]:
-    """Note and program events (tick, status, data1, data2); set-tempos go to `tempos`."""
+def _read_track(track: bytes, index: int, tempos: list, budget: int) -> list[tuple[int, int, int, int]]:
+    """Note and program events (tick, status, data1, data2); set-tempos go to `tempos`.
+
+    `budget`: events the file may still hold (MAX_EVENTS less the notes of earlier tracks).
+    """
     events: list[tuple[int, int, int, int]] = []
     tick, running, pos, size = 0, None, 0, len(track)
     try:
         while pos < size:
+            if len(events) > budget:
+                raise BadInput(f"MIDI too large: over {MAX_EVENTS} note and program events in one file")
             delta, pos = _varint(track, pos)
             status = track[pos]
             is_running = status < 0x80
@@ -248,18 +263,19 @@ def _check_meta(meta_type: int, payload: bytes) -> None:
 def _pair_notes(events: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int, bool]]:
     """One track's notes as rows of NOTE_COLUMNS, in miditoolkit's instrument order."""
     programs = [0] * 16  # per channel, reset for every track
-    open_notes: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    # Deques: a note-off closes the oldest open note, and list.pop(0) made stacked notes quadratic.
+    open_notes: dict[tuple[int, int], deque[tuple[int, int]]] = {}
     groups: dict[tuple[int, int], list] = {}  # (program, channel) -> rows; dicts keep first-seen order
     for tick, status, number, value in events:
         kind, channel = status & 0xF0, status & 0x0F
         if kind == PROGRAM_CHANGE:
             programs[channel] = number
         elif kind == NOTE_ON and value > 0:
-            open_notes.setdefault((channel, number), []).append((tick, value))
+            open_notes.setdefault((channel, number), deque()).append((tick, value))
         else:
             waiting = open_notes.get((channel, number))
             if waiting:
-                start, velocity = waiting.pop(0)
+                start, velocity = waiting.popleft()
                 if not waiting:
                     del open_notes[(channel, number)]
                 row = (number, velocity, start, tick, channel == DRUM_CHANNEL)

@@ -275,3 +275,29 @@ def test_cli_encode_and_versions(tiny_store):
     assert [v["params"] for v in json.loads(listing.stdout)] == [{"scale": 2.0}]
     unknown = runner.invoke(app, ["encode", "--encoder", "nope", "--version", "v1", "--store", tiny_store.uri])
     assert unknown.exit_code == 2 and "known encoders" in unknown.output
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"  # a zombie has exited; only its parent's reaping is pending
+
+
+def test_prepare_workers_exit_when_their_parent_is_killed():
+    root = Path(__file__).resolve().parent.parent
+    child = ("import sys, time; from encoders.pipeline import exit_with_parent; "
+             "exit_with_parent(int(sys.argv[1]), 0.1); print('ready', flush=True); time.sleep(60)")
+    parent = (f"import os, subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', {child!r}, "
+              "str(os.getpid())]); print(p.pid, flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(root)})
+    worker = int(proc.stdout.readline())
+    assert proc.stdout.readline().strip() == "ready" and _alive(worker)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(worker)

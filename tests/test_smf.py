@@ -16,13 +16,13 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tinydata import midi_bytes
+from tinydata import midi_bytes, stacked_notes_midi, vlq
 
 from encoders.base import BadInput, EncoderInput
 from encoders.media import NoteTable, decode_midi, note_table, tempo_map
 from encoders.midistats import MidiStatsConfig, MidiStatsEncoder, midi_statistics
 from encoders.pianoroll import PianoRollConfig, PianoRollEncoder, render_roll
-from encoders.smf import read_smf
+from encoders.smf import MAX_EVENTS, MAX_FILE_BYTES, read_smf
 
 
 # -- the reference: encoders/media.py before the switch ------------------------------
@@ -106,14 +106,6 @@ def _midistats_outcome(compute):
 
 
 # -- building files byte by byte -------------------------------------------------------
-def vlq(value: int) -> bytes:
-    out = [value & 0x7F]
-    while value > 0x7F:
-        value >>= 7
-        out.append(0x80 | (value & 0x7F))
-    return bytes(reversed(out))
-
-
 def event(delta: int, *raw: int) -> bytes:
     return vlq(delta) + bytes(raw)
 
@@ -366,3 +358,27 @@ _TRACK = st.lists(st.tuples(_DELTA, _EVENT).map(b"".join), max_size=40).map(lamb
 @given(st.lists(_TRACK, min_size=1, max_size=3), st.sampled_from([0, 1, 2]), st.sampled_from([1, 96, 480]))
 def test_generated_event_streams_decode_exactly_as_before(tracks, file_format, division):
     assert_same_outcome(smf(*tracks, file_format=file_format, division=division))
+
+
+# -- bounded work per file ---------------------------------------------------------------
+def test_stacked_notes_pair_first_in_first_out():
+    notes = read_smf(stacked_notes_midi(5_000, step_ticks=1)).notes
+    starts, ends = notes[:, 2], notes[:, 3]
+    np.testing.assert_array_equal(starts, np.arange(5_000))
+    np.testing.assert_array_equal(ends - starts, np.full(5_000, 5_000))  # the oldest open note closes first
+
+
+def test_pathological_files_are_flagged_quickly():
+    import time
+
+    huge = stacked_notes_midi(600_000)
+    assert len(huge) > MAX_FILE_BYTES
+    started = time.perf_counter()
+    with pytest.raises(BadInput, match="MIDI too large"):
+        decode_midi(huge)
+    assert time.perf_counter() - started < 1.0
+    dense = stacked_notes_midi(MAX_EVENTS // 2 + 1)  # under the byte limit, over the event limit
+    assert len(dense) <= MAX_FILE_BYTES
+    with pytest.raises(BadInput, match=f"over {MAX_EVENTS} note and program events"):
+        decode_midi(dense)
+    assert read_smf(stacked_notes_midi(MAX_EVENTS // 2 - 1)).notes.shape[0] == MAX_EVENTS // 2 - 1
