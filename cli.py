@@ -1,7 +1,8 @@
 """`chromatic`: a thin typer app. Parse, build a config, call one library function, hand the result to render.
 
 Only this module imports typer; how results look lives in render.py. Library
-errors (ChromaticError) become a red message and exit code 2, never a traceback.
+errors (ChromaticError), and Lance errors from a damaged store, become a red
+message and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from featurestore.errors import ChromaticError
+from featurestore.errors import ChromaticError, damage_error
 import render
 
 # Re-exported so commands can keep using cli's helpers by these names.
@@ -49,6 +50,12 @@ def friendly_errors(fn):
             return fn(*args, **kwargs)
         except ChromaticError as exc:
             err_console.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+        except (OSError, RuntimeError, ValueError) as exc:  # a Lance error from outside featurestore.Store
+            damaged = damage_error(exc)
+            if damaged is None:
+                raise
+            err_console.print(f"[bold red]error:[/] {damaged}")
             raise typer.Exit(2) from None
 
     return wrapper
@@ -150,6 +157,27 @@ def optimize_command(
 
     config = OptimizeConfig(older_than=parse_duration(older_than), tables=tuple(table or ()))
     render.print_optimize(optimize_store(open_store(store, create=False), config), as_json=json_out)
+
+
+@app.command("doctor")
+@friendly_errors
+def doctor_command(
+    fix: Annotated[bool, typer.Option("--fix", help="Apply the fixes that lose nothing (partial runs, orphan tags).")] = False,
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+):
+    """Check every table reads, the registry against the tables, stale rows, runs and locks; say how to fix each.
+
+    Exit code 1 when it finds an error, 0 otherwise. Examples: chromatic doctor; chromatic doctor --fix --json
+    """
+    from featurestore.doctor import diagnose, fix_store
+
+    opened = open_store(store, create=False)
+    report = diagnose(opened)
+    fixed = fix_store(opened, report) if fix else []
+    render.print_doctor(report, fixed, as_json=json_out)
+    if not report.healthy:
+        raise typer.Exit(1)
 
 
 # == encoders: encode, versions =================================================

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn
 from rich.progress import TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -136,6 +137,20 @@ def print_optimize(report, as_json: bool = False) -> None:
     console.print(rich_table("optimize", ["table", "versions before", "after", "MB removed"], rows))
     for name in report.busy:
         err_console.print(f"[yellow]{name} is being written by another process:[/] left alone; re-run later")
+
+
+def print_doctor(report, fixed, as_json: bool = False) -> None:
+    if as_json:
+        print_json({**report.to_dict(), "fixed": [f.__dict__ for f in fixed]})
+        return
+    console.print(f"store: {report.store} ({report.tables_checked} tables checked)")
+    if not report.findings:
+        console.print("[green]no problems found[/]")
+    for finding in report.findings:
+        style = "bold red" if finding.severity == "error" else "yellow"
+        done = " [green](fixed)[/]" if finding in fixed else ""
+        console.print(f"[{style}]{finding.severity}[/] {escape(f'[{finding.check}] {finding.subject}: {finding.problem}')}{done}")
+        console.print(f"    fix: {finding.fix}", highlight=False, markup=False)
 
 
 def print_info(info: dict, as_json: bool = False) -> None:

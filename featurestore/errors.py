@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class ChromaticError(Exception):
     """Base class of every error this project raises on purpose."""
@@ -30,6 +32,43 @@ class VersionConflictError(StoreError):
 
 class WriterLockedError(StoreError):
     """Another process is writing this table."""
+
+
+class StoreDamagedError(StoreError):
+    """Lance could not read (or write) a table's files: truncated, deleted or otherwise damaged."""
+
+    def __init__(self, table: str | None, cause: str):
+        self.table = table
+        self.cause = cause
+        what = f"table {table!r}" if table else "a table of the store"
+        super().__init__(
+            f"{what} cannot be read: {cause}. Its files may be damaged or missing: run `chromatic doctor` "
+            "(with the same --store) to check every table and see how to fix each problem"
+        )
+
+    def __reduce__(self):
+        return type(self), (self.table, self.cause)
+
+
+_LANCE_MARKERS = ("LanceError", "lance error")
+_SOURCE_LOCATION = re.compile(r",?\s*\S+\.rs:\d+:\d+\s*$")
+_TABLE_IN_PATH = re.compile(r"([A-Za-z0-9_\-.]+)\.lance/")
+
+
+def is_lance_error(exc: BaseException) -> bool:
+    return isinstance(exc, (OSError, RuntimeError, ValueError)) and any(m in str(exc) for m in _LANCE_MARKERS)
+
+
+def damage_error(exc: BaseException, table: str | None = None) -> StoreDamagedError | None:
+    """A Lance error as StoreDamagedError naming the table (given, or found in a file path); else None."""
+    if not is_lance_error(exc):
+        return None
+    text = str(exc)
+    found = _TABLE_IN_PATH.search(text)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    cause = (lines[0] if lines else type(exc).__name__).removeprefix("lance error: ")
+    cause = _SOURCE_LOCATION.sub("", cause).rstrip(", ")  # the Rust source line means nothing to a user
+    return StoreDamagedError(table or (found.group(1) if found else None), cause)
 
 
 class IngestError(ChromaticError):

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 
 import numpy as np
+
+from featurestore.schemas import KEY, SEGMENTS
 
 DIGEST_COLUMN = {
     "audio": "audio_digest", "midi": "midi_digest", "lyrics": "lyrics_digest", "concept": "concept_digest",
@@ -54,3 +57,43 @@ def row_digest(row: dict, ignore: tuple[str, ...]) -> str:
     """Digest of a `segments` row's content (without the columns in `ignore`, e.g. timestamps)."""
     content = {k: v for k, v in row.items() if k not in ignore}
     return digest_bytes(json.dumps(content, sort_keys=True, default=str))
+
+
+# -- feature rows vs their inputs -----------------------------------------------------
+INPUT_DIGEST = "input_digest"  # on feature rows: the digest of the input; ABSENT for an absent input
+ABSENT = ""  # the input digest of a row recorded as absent (null means: written before lineage)
+
+
+def current_input_digests(store, modality: str) -> dict[str, str | None]:
+    """{segment_id: digest of its `modality` input now (ABSENT if it has none); None if unknown}."""
+    column = DIGEST_COLUMN[modality]
+    if column not in store.table(SEGMENTS).schema.names:
+        return dict.fromkeys(store.keys(SEGMENTS))
+    rows = store.read(SEGMENTS, [KEY, column, ROW_DIGEST])
+    ids, digests, known = (rows.column(c).to_pylist() for c in (KEY, column, ROW_DIGEST))
+    return {sid: (digest or ABSENT) if row else None for sid, digest, row in zip(ids, digests, known)}
+
+
+@dataclass(frozen=True)
+class StaleCounts:
+    stale: int  # rows computed from an input that has changed (or disappeared) since
+    unknown: int  # rows whose lineage cannot be checked (written before lineage, or input digest unknown)
+    stale_ids: frozenset[str] = frozenset()
+
+
+def stale_counts(store, table: str, modality: str, current: dict[str, str | None] | None = None) -> StaleCounts:
+    """Compare each feature row's input digest with its segment's current one."""
+    current = current if current is not None else current_input_digests(store, modality)
+    if INPUT_DIGEST not in store.table(table).schema.names:
+        return StaleCounts(0, store.count(table))
+    rows = store.read(table, [KEY, INPUT_DIGEST])
+    stale, unknown = [], 0
+    for sid, recorded in zip(rows.column(KEY).to_pylist(), rows.column(INPUT_DIGEST).to_pylist()):
+        if sid not in current:
+            continue  # a segment no longer in `segments`: the join never reads it
+        now = current[sid]
+        if recorded is None or now is None:
+            unknown += 1
+        elif recorded != now:
+            stale.append(sid)
+    return StaleCounts(len(stale), unknown, frozenset(stale))

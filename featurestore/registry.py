@@ -13,6 +13,10 @@ from featurestore.schemas import ENCODERS, ENCODERS_SCHEMA, MODELS, MODELS_SCHEM
 from featurestore.store import Store, sql_quote
 
 
+# fusion/runs.py writes a run's directory under this prefix, then renames it to the run id.
+PARTIAL_RUN_PREFIX = ".partial-"
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from featurestore.errors import StoreError, TableNotFoundError
+from featurestore.errors import StoreError, TableNotFoundError, damage_error
 from featurestore.lock import table_writer_lock
 from featurestore.schemas import KEY, SYSTEM_KEYS, SYSTEM_SCHEMAS
 
@@ -62,8 +62,23 @@ def _is_local(uri: str) -> bool:
     return "://" not in uri or uri.startswith("file://")
 
 
+@contextmanager
+def lance_io(table: str | None):
+    """Turn a Lance I/O error (truncated or missing files) into StoreDamagedError naming `table`."""
+    try:
+        yield
+    except (OSError, RuntimeError, ValueError) as exc:
+        damaged = damage_error(exc, table)
+        if damaged is None:
+            raise
+        raise damaged from exc
+
+
 class Store:
-    """A feature store at a local path or an object-store URI (`s3://…`)."""
+    """A feature store at a local path or an object-store URI (`s3://…`).
+
+    Lance I/O errors of the methods below name their table (StoreDamagedError).
+    """
 
     def __init__(self, uri: str, side_dir: Path):
         self.uri = uri
@@ -124,9 +139,10 @@ class Store:
         if not self.has_table(name):
             hint = "run `chromatic ingest` first" if name in SYSTEM_SCHEMAS else "see `chromatic versions`"
             raise TableNotFoundError(name, self.table_names(), hint)
-        tbl = self._db.open_table(name)
-        if version is not None:
-            tbl.checkout(version)
+        with lance_io(name):
+            tbl = self._db.open_table(name)
+            if version is not None:
+                tbl.checkout(version)
         return tbl
 
     def dataset(self, name: str):
@@ -160,12 +176,14 @@ class Store:
         self._db.drop_table(name)
 
     def version(self, name: str) -> int:
-        return int(self.table(name).version)
+        with lance_io(name):
+            return int(self.table(name).version)
 
     def count(self, name: str, where: str | None = None) -> int:
         if not self.has_table(name):
             return 0
-        return int(self.table(name).count_rows(where))
+        with lance_io(name):
+            return int(self.table(name).count_rows(where))
 
     # -- reads ----------------------------------------------------------------
     def read(
@@ -176,23 +194,25 @@ class Store:
         version: int | None = None,
     ) -> pa.Table:
         """Read a whole table (or the given columns/rows) as Arrow."""
-        query = self.table(name, version).search()
-        if where:
-            query = query.where(where)
-        if columns:
-            query = query.select(columns)
-        return query.limit(_SCAN_ALL).to_arrow()
+        with lance_io(name):
+            query = self.table(name, version).search()
+            if where:
+                query = query.where(where)
+            if columns:
+                query = query.select(columns)
+            return query.limit(_SCAN_ALL).to_arrow()
 
     def scan(
         self, name: str, columns: list[str] | None = None, where: str | None = None, batch_size: int = 256
     ) -> Iterator[pa.RecordBatch]:
         """Stream record batches: memory stays bounded for blob tables like `media`."""
-        query = self.table(name).search()
-        if where:
-            query = query.where(where)
-        if columns:
-            query = query.select(columns)
-        yield from query.limit(_SCAN_ALL).to_batches(batch_size)
+        with lance_io(name):
+            query = self.table(name).search()
+            if where:
+                query = query.where(where)
+            if columns:
+                query = query.select(columns)
+            yield from query.limit(_SCAN_ALL).to_batches(batch_size)
 
     def keys(self, name: str, where: str | None = None, key: str = KEY) -> set[str]:
         if not self.has_table(name):
@@ -210,12 +230,13 @@ class Store:
             return 0, 0
         tbl = self.table(name)
         data = data.select(tbl.schema.names).cast(tbl.schema)
-        result = (
-            tbl.merge_insert(key)
-            .when_matched_update_all()
-            .when_not_matched_insert_all()
-            .execute(data, on_bad_vectors="null")
-        )
+        with lance_io(name):
+            result = (
+                tbl.merge_insert(key)
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute(data, on_bad_vectors="null")
+            )
         return int(result.num_inserted_rows), int(result.num_updated_rows)
 
     def delete(self, name: str, where: str) -> None:
@@ -229,6 +250,10 @@ class Store:
         Tagged versions (a model run's, see `tag_version`) are never removed. `older_than=None` keeps
         every version. Blob tables are compacted towards ~256 MB fragments, not ~1M rows.
         """
+        with lance_io(name):
+            return self._optimize(name, older_than, compact)
+
+    def _optimize(self, name: str, older_than: timedelta | None, compact: bool) -> OptimizeStats:
         tbl = self.table(name)
         before = len(tbl.list_versions())
         if compact and self._is_blob_table(tbl):

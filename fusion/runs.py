@@ -26,7 +26,7 @@ import torch
 
 from featurestore.join import JoinResult, JoinSource
 from featurestore.pins import pin_versions, unpin
-from featurestore.registry import ModelRecord, list_model_records, put_model_record
+from featurestore.registry import PARTIAL_RUN_PREFIX, ModelRecord, list_model_records, put_model_record
 from featurestore.store import Store
 from fusion.errors import ModelError
 from fusion.layout import (
@@ -49,7 +49,6 @@ from fusion.model import FusionConfig, FusionModel
 from fusion.report import write_report
 
 MANIFEST_FORMAT = 1
-PARTIAL_PREFIX = ".partial-"  # a run directory being written; never a run
 
 
 @dataclass
@@ -108,7 +107,7 @@ def save_run(store: Store, run_id: str, contents: RunContents) -> Path:
     Any failure (or Ctrl-C) on the way removes the partial directory and the pins.
     """
     directory = run_dir(store, run_id, create=False)
-    partial = directory.with_name(PARTIAL_PREFIX + run_id)
+    partial = directory.with_name(PARTIAL_RUN_PREFIX + run_id)
     partial.mkdir(parents=True)
     try:
         pins = pin_versions(store, run_id, contents.lance_versions)
