@@ -27,7 +27,8 @@ err_console = Console(stderr=True)
 
 SYNTH_HEADERS = ["colour", "songs", "segments", "% audio", "% MIDI", "% lyrics"]
 COVERAGE_HEADERS = ["colour", "segments", "% audio", "% MIDI", "% lyrics"]
-ENCODE_HEADERS = ["table", "encoded", "absent", "failed", "had rows", "rows", "state", "seconds", "seg/s"]
+ENCODE_HEADERS = ["table", "encoded", "absent", "failed", "up to date", "re-encoded (input changed)", "rows", "state",
+                  "seconds", "seg/s"]
 NEIGHBOR_HEADERS = ["rank", "segment_id", "song_id", "colour", "start–end (s)", "distance"]
 
 
@@ -175,7 +176,7 @@ def print_encode_result(summary, as_json: bool = False) -> None:
 
 
 def print_encode_summary(summary, title: str) -> None:
-    rows = [[t.table, t.encoded, t.absent, t.failed_total, t.skipped_existing, t.rows, t.state,
+    rows = [[t.table, t.encoded, t.absent, t.failed_total, t.skipped_existing, t.stale, t.rows, t.state,
              f"{t.seconds:.1f}", f"{t.segments_per_s:.1f}"] for t in summary.tables]
     console.print(rich_table(title, ENCODE_HEADERS, rows))
     for t in summary.tables:
@@ -193,12 +194,20 @@ def print_versions(versions: list[dict], as_json: bool = False) -> None:
     rows = [[v["table"], f"{v['kind'] or '?'} {'x'.join(map(str, v['shape']))}",
              " ".join(f"{k}={val}" for k, val in sorted(v["params"].items())) if v["params"] is not None else None,
              v["model_id"],
-             v["rows"], f"{v['coverage_pct']:.1f}", v["state"], (v["created_at"] or "")[:19]] for v in versions]
-    headers = ["table", "kind/shape", "params", "model", "rows", "% present", "state", "created (UTC)"]
+             v["rows"], f"{v['coverage_pct']:.1f}", v["stale"], v["state"], (v["created_at"] or "")[:19]]
+            for v in versions]
+    headers = ["table", "kind/shape", "params", "model", "rows", "% present", "stale", "state", "created (UTC)"]
     console.print(rich_table("feature tables", headers, rows))
     colors = list(dict.fromkeys(c for v in versions for c in v["coverage_pct_by_color"]))
     by_color = [[v["table"]] + [f"{v['coverage_pct_by_color'].get(c, 0.0):.0f}" for c in colors] for v in versions]
     console.print(rich_table("% present by colour", ["table"] + colors, by_color))
+    for v in versions:
+        if v["stale"]:
+            console.print(f"[yellow]{v['table']}: {v['stale']} row(s) computed from inputs that changed since:[/] "
+                          "the join masks them; re-run its `chromatic encode` to re-encode them")
+        if v["unverified"]:
+            console.print(f"[yellow]{v['table']}: {v['unverified']} row(s) written before lineage was recorded:[/] "
+                          "`chromatic doctor` says how to re-encode them")
 
 
 # -- fusion: train, eval, compare ----------------------------------------------------------
@@ -233,6 +242,12 @@ def print_train_result(result, as_json: bool = False) -> None:
                    result.metrics)
     for table in summary["incomplete_tables"]:
         console.print(f"[yellow]warning:[/] {table} is still being encoded; its missing segments were masked")
+    for table, count in sorted(summary.get("stale_rows", {}).items()):
+        console.print(f"[yellow]warning:[/] {count} row(s) of {table} were computed from inputs that changed since "
+                      "(re-ingested): masked. Re-run its `chromatic encode` to bring them up to date")
+    for table, count in sorted(summary.get("unverified_rows", {}).items()):
+        console.print(f"[yellow]note:[/] {count} row(s) of {table} were written before lineage was recorded and "
+                      "cannot be checked; `chromatic doctor` says how to re-encode them")
     for reason, count in sorted(summary["skipped_by_reason"].items()):
         console.print(f"[yellow]{count} segment(s) skipped or masked: {reason}[/] (listed in {MANIFEST})")
     console.print(f"run: {result.run_dir}\nreport: {result.run_dir / REPORT}")

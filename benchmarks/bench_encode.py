@@ -72,7 +72,7 @@ def bench_encoder(store: Store, name: str, workers: int, batch_size: int) -> dic
 def clap_batches(store: Store, segments: int, batch_size: int) -> list[list]:
     """The work items the job will encode for `limit=segments`, in its batches."""
     rows = sorted(store.read(SEGMENTS).to_pylist(), key=lambda s: s["segment_id"])
-    items = plan_table(rows, "audio", set(), segments).items
+    items = plan_table(rows, "audio", {}, segments).items
     return [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
 
 

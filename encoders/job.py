@@ -3,9 +3,16 @@
 One table per modality the encoder reads (`{modality}.{encoder}.{version}`).
 Versions are immutable: the job claims each table's registry row with the
 encoder's fingerprint, so another config under the same version is refused and
-the same config resumes, encoding only segments that have no row yet. Every
-segment ends with exactly one row: a vector, or a null vector with the reason
-(`absent`, `error: …`). The writer lock of each table is held for the whole job.
+the same config resumes. The plan is made by content digest
+(featurestore/lineage.py): a segment is encoded when it has no row, or when its
+row was computed from another input than the segment has now (changed MIDI,
+edited lyrics; a removed input gives an `absent` row), or from an unrecorded
+one (rows written before lineage). Every row records the digest of its input.
+Every segment ends with exactly one row: a vector, or a null vector with the
+reason (`absent`, `error: …`). The writer lock of each table is held for the
+whole job. The table is `complete` only if, when the job ends, every segment of
+`segments` (re-read then: an ingest may have run meanwhile) has a row computed
+from its current input.
 """
 
 from __future__ import annotations
@@ -36,8 +43,9 @@ from featurestore.feature_table import (
     has_modality,
     rows_from_entries,
 )
+from featurestore.lineage import INPUT_DIGEST, current_input_digests, is_current, stale_counts
 from featurestore.registry import EncoderRecord, claim_version, get_encoder_record, put_encoder_record
-from featurestore.schemas import SEGMENTS, FeatureTableName, feature_schema, vector_shape
+from featurestore.schemas import KEY, SEGMENTS, FeatureTableName, feature_schema, vector_shape
 from featurestore.space import vector_rows
 from featurestore.store import Store
 
@@ -94,7 +102,8 @@ class TableSummary:
 
     table: str
     pending: int = 0
-    skipped_existing: int = 0
+    skipped_existing: int = 0  # rows already computed from the segment's current input
+    stale: int = 0  # part of `pending`: rows re-encoded because their input changed (or was never recorded)
     encoded: int = 0
     reused: int = 0  # part of `encoded`: text already encoded in this table, vector copied
     absent: int = 0
@@ -141,6 +150,8 @@ class TablePlan:
     absent: list[str]
     items: list[WorkItem]
     skipped: int
+    stale: int = 0
+    digests: dict[str, str | None] = field(default_factory=dict)  # segment -> its current input digest
 
     @property
     def pending(self) -> int:
@@ -157,7 +168,8 @@ def run_encode(store: Store, config: EncodeConfig, progress: EncodeProgressFn | 
     with contextlib.ExitStack() as stack:
         for name in names:
             stack.enter_context(store.writer(str(name)))
-        plans = {str(n): plan_table(segments, n.modality, store.keys(str(n)), config.limit) for n in names}
+        plans = {str(n): plan_table(segments, n.modality, recorded_digests(store, str(n)), config.limit,
+                                    current_input_digests(store, n.modality)) for n in names}
         preparer = stack.enter_context(Preparer(encoder, store, config.workers))
         if any(plan.items for plan in plans.values()):
             preparer.start()  # workers spawn and import while this process hashes weights and claims
@@ -215,6 +227,16 @@ def claim_tables(store: Store, encoder: Encoder, names: list[FeatureTableName]) 
     return claimed
 
 
+def recorded_digests(store: Store, name: str) -> dict[str, str | None]:
+    """{segment_id: the input digest its row was computed from (None: not recorded)} of a feature table."""
+    if not store.has_table(name):
+        return {}
+    has_column = INPUT_DIGEST in store.table(name).schema.names
+    rows = store.read(name, [KEY, INPUT_DIGEST] if has_column else [KEY])
+    digests = rows.column(INPUT_DIGEST).to_pylist() if has_column else [None] * rows.num_rows
+    return dict(zip(rows.column(KEY).to_pylist(), digests))
+
+
 def _record(encoder: Encoder, name: FeatureTableName, weights: str | None) -> EncoderRecord:
     return EncoderRecord(
         table_name=str(name),
@@ -234,7 +256,9 @@ def _record(encoder: Encoder, name: FeatureTableName, weights: str | None) -> En
 
 def _ensure_feature_table(store: Store, encoder: Encoder, name: str) -> None:
     shape = tuple(int(d) for d in encoder.shape)
-    table = store.ensure_table(name, feature_schema(shape, encoder.dtype))
+    schema = feature_schema(shape, encoder.dtype)
+    table = store.ensure_table(name, schema)
+    store.add_missing_columns(name, schema)  # a table from before lineage gains `input_digest`
     stored = vector_shape(table.schema)
     if tuple(stored) != shape:
         raise SchemaMismatchError(
@@ -243,26 +267,40 @@ def _ensure_feature_table(store: Store, encoder: Encoder, name: str) -> None:
         )
 
 
-def finish_record(store: Store, record: EncoderRecord, segment_ids: set[str]) -> EncoderRecord:
-    """The registry row with fresh counts; complete once every segment has a row."""
-    return finish_table(store, record, complete=segment_ids <= store.keys(record.table_name))
+def finish_record(store: Store, record: EncoderRecord) -> EncoderRecord:
+    """The registry row with fresh counts; complete only if every segment in `segments` now (an ingest may
+    have run during the job) has a row computed from its current input."""
+    current = current_input_digests(store, record.modality)
+    missing = set(current) - store.keys(record.table_name)
+    stale = stale_counts(store, record.table_name, record.modality, current)
+    return finish_table(store, record, complete=not missing and stale.not_current == 0)
 
 
 # -- one table ------------------------------------------------------------------------
-def plan_table(segments: list[dict], modality: str, existing: set[str], limit: int | None) -> TablePlan:
-    """Segments without a row: absent ones, and work items (one per distinct text for text)."""
-    todo = [s for s in segments if s["segment_id"] not in existing]
+def plan_table(
+    segments: list[dict], modality: str, existing: dict[str, str | None], limit: int | None,
+    current: dict[str, str | None] | None = None,
+) -> TablePlan:
+    """Segments to (re-)encode: absent ones, and work items (one per distinct text for text).
+
+    existing: {segment_id: input digest its row records}; current: {segment_id: its input digest now}.
+    A segment is planned when it has no row, or its row is not current (see featurestore/lineage.py).
+    """
+    current = current or {}
+    todo = [s for s in segments if s["segment_id"] not in existing
+            or is_current(existing[s["segment_id"]], current.get(s["segment_id"])) is False]
+    stale = sum(s["segment_id"] in existing for s in todo)
     skipped = len(segments) - len(todo)
     todo = todo if limit is None else todo[:limit]
     absent = [s["segment_id"] for s in todo if not has_modality(s, modality)]
     present = [s for s in todo if has_modality(s, modality)]
     if modality not in TEXT_COLUMN:
-        return TablePlan(absent, [WorkItem((s["segment_id"],)) for s in present], skipped)
+        return TablePlan(absent, [WorkItem((s["segment_id"],)) for s in present], skipped, stale, current)
     by_text: dict[str, list[str]] = {}
     for s in present:
         # A flagged-but-empty text goes to the encoder, whose prepare() reports it as bad input.
         by_text.setdefault(s[TEXT_COLUMN[modality]] or "", []).append(s["segment_id"])
-    return TablePlan(absent, [WorkItem(tuple(ids), text) for text, ids in by_text.items()], skipped)
+    return TablePlan(absent, [WorkItem(tuple(ids), text) for text, ids in by_text.items()], skipped, stale, current)
 
 
 @dataclass
@@ -284,23 +322,23 @@ class _TableJob:
 
     def run(self) -> TableSummary:
         store, name, plan = self.store, self.record.table_name, self.plan
-        summary = TableSummary(name, pending=plan.pending, skipped_existing=plan.skipped)
+        summary = TableSummary(name, pending=plan.pending, skipped_existing=plan.skipped, stale=plan.stale)
         if plan.pending and self.record.state != "building":
             put_encoder_record(store, replace(self.record, state="building"))
-        writer = BackgroundWriter(store, name, self.config.optimize_every, self._written_counter(name, plan.pending))
+        writer = BackgroundWriter(store, name, self.config.optimize_every, self._written_counter(name, plan.pending),
+                                  plan.digests)
         started = time.perf_counter()
-        segment_ids = {s["segment_id"] for s in self.segments}
         try:
             self._feed(plan, writer, summary)
         except BaseException:
             with contextlib.suppress(Exception):  # keep what was queued; the original error wins
                 writer.close()
-                finish_record(store, self.record, segment_ids)
+                finish_record(store, self.record)
             raise
         writer.close()
         if writer.commits:
             store.optimize(name)
-        final = finish_record(store, self.record, segment_ids)
+        final = finish_record(store, self.record)
         summary.rows, summary.state = final.rows, final.state
         summary.seconds = time.perf_counter() - started
         return summary
@@ -349,14 +387,18 @@ class _TableJob:
 
     def _reuse_known_texts(self, items: list[WorkItem], writer, summary: TableSummary) -> list[WorkItem]:
         """Copy vectors of texts this table already holds (e.g. a new segment of an encoded song)."""
-        known_rows = self.store.read(self.record.table_name, ["segment_id", "vector"], where=PRESENT)
+        if INPUT_DIGEST not in self.store.table(self.record.table_name).schema.names:
+            return items
+        known_rows = self.store.read(self.record.table_name, ["segment_id", "vector", INPUT_DIGEST], where=PRESENT)
         if not known_rows.num_rows:
             return items
         text_of = {s["segment_id"]: s[TEXT_COLUMN[self.record.modality]] for s in self.segments}
         vectors = vector_rows(known_rows.column("vector"))  # present rows only, so aligned with the ids
+        ids, recorded = known_rows.column("segment_id").to_pylist(), known_rows.column(INPUT_DIGEST).to_pylist()
         known: dict[str, np.ndarray] = {}
-        for sid, vector in zip(known_rows.column("segment_id").to_pylist(), vectors):
-            known.setdefault(text_of.get(sid), vector)
+        for sid, digest, vector in zip(ids, recorded, vectors):
+            if is_current(digest, self.plan.digests.get(sid)):  # the row's text is still the segment's text
+                known.setdefault(text_of.get(sid), vector)
         for item in items:
             if item.text in known:
                 writer.put(rows_from_entries([(sid, known[item.text], None) for sid in item.segment_ids], self.size))

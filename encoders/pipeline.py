@@ -36,6 +36,7 @@ from encoders.base import BadInput, Encoder, EncoderInput
 from encoders.errors import EncoderError
 from featurestore.errors import SchemaMismatchError
 from featurestore.feature_table import MEDIA_COLUMNS, TEXT_COLUMN, rows_from_entries
+from featurestore.lineage import INPUT_DIGEST
 from featurestore.schemas import MEDIA
 from featurestore.store import Store, sql_in
 
@@ -326,8 +327,10 @@ class BackgroundWriter:
 
     _STOP = object()
 
-    def __init__(self, store: Store, table: str, optimize_every: int, on_written: Callable[[int], None]):
+    def __init__(self, store: Store, table: str, optimize_every: int, on_written: Callable[[int], None],
+                 input_digests: dict[str, str | None] | None = None):
         self.store, self.table = store, table
+        self.input_digests = input_digests  # segment -> digest of the input its row is computed from
         self.optimize_every = optimize_every
         self.on_written = on_written
         self.commits = 0
@@ -364,6 +367,9 @@ class BackgroundWriter:
 
     def _write(self, rows: pa.Table) -> None:
         try:
+            if self.input_digests is not None:
+                digests = [self.input_digests.get(sid) for sid in rows.column("segment_id").to_pylist()]
+                rows = rows.append_column(INPUT_DIGEST, pa.array(digests, pa.string()))
             self.store.upsert(self.table, rows)
             self.commits += 1
             if self.optimize_every and self.commits % self.optimize_every == 0:

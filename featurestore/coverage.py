@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 
 from featurestore.feature_table import PRESENT, feature_counts, feature_table_names
+from featurestore.lineage import stale_counts
 from featurestore.registry import EncoderRecord, list_encoder_records
 from featurestore.schemas import SEGMENTS, FeatureTableName, vector_shape
 from featurestore.store import Store
@@ -49,9 +50,18 @@ def version_info(store: Store, name: str, record: EncoderRecord | None, colors: 
         "state": (record.state if exists else "missing table") if record else "unregistered",
         **feature_counts(store, name),
         "created_at": record.created_at.isoformat() if record and record.created_at else None,
+        **_lineage_counts(store, name, parsed.modality, exists),
     }
     info.update(coverage(present, colors))
     return info
+
+
+def _lineage_counts(store: Store, name: str, modality: str, exists: bool) -> dict:
+    """Rows computed from inputs that changed since (`stale`), or written before lineage (`unverified`)."""
+    if not exists or not store.has_table(SEGMENTS):
+        return {"stale": 0, "unverified": 0}
+    counts = stale_counts(store, name, modality)
+    return {"stale": counts.stale, "unverified": counts.unrecorded}
 
 
 def coverage(present: set[str], colors: dict[str, str]) -> dict:

@@ -155,10 +155,14 @@ def _check_lineage(store: Store, readable: set[str], records: list[EncoderRecord
             report.findings.append(Finding(ERROR, "lineage", record.table_name, f"{counts.stale} row(s) were "
                                            "computed from inputs that changed since; the join masks them",
                                            encode_command(record)))
-        if counts.unknown:
-            report.findings.append(Finding(WARNING, "lineage", record.table_name, f"{counts.unknown} row(s) "
+        if counts.unrecorded:
+            report.findings.append(Finding(WARNING, "lineage", record.table_name, f"{counts.unrecorded} row(s) "
                                            "were written before lineage was recorded; they cannot be checked",
                                            encode_command(record) + "  (re-encodes them and records lineage)"))
+        if counts.unknown:
+            report.findings.append(Finding(WARNING, "lineage", record.table_name, f"{counts.unknown} row(s) "
+                                           "belong to segments ingested before content digests",
+                                           "re-ingest your inputs (`chromatic ingest FILES`): it records them"))
 
 
 def _check_runs(store: Store, readable: set[str], report: DoctorReport) -> None:

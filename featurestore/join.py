@@ -6,6 +6,12 @@ table with every segment, its labels, and per input a value column plus a
 The exact Lance version read of every table is recorded, so a run can be
 re-joined later at the same versions.
 
+Lineage (featurestore/lineage.py): a feature row whose recorded input digest
+differs from its segment's digest (at the `segments` version read) was computed
+from an input that has changed since; it is masked (mask false) and counted as
+`stale_rows`, so a model never trains on a vector of MIDI a segment no longer
+has. Rows written before lineage are counted as `unverified_rows` and used.
+
 pyarrow cannot carry fixed-size-list columns through `Table.join`, so keys are
 matched with `pc.index_in` and vectors gathered by row index (numpy `take` per
 chunk): no Python loop per row.
@@ -21,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from featurestore.errors import SchemaMismatchError, StoreError, TableNotFoundError
+from featurestore.lineage import ABSENT, DIGEST_COLUMN, INPUT_DIGEST, ROW_DIGEST
 from featurestore.registry import EncoderRecord, get_encoder_record
 from featurestore.schemas import KEY, MODALITIES, SEGMENTS, FeatureTableName, vector_shape
 from featurestore.store import Store
@@ -52,6 +59,8 @@ class JoinSource:
     present: int  # segments whose mask is true
     missing_rows: int  # segments the table has no row for
     null_vectors: int  # segments with a row but a null vector or present=false
+    stale_rows: int = 0  # rows computed from an input that has changed since: masked
+    unverified_rows: int = 0  # rows written before lineage was recorded: used, cannot be checked
 
     def to_dict(self) -> dict:
         return {**self.__dict__, "shape": list(self.shape)}
@@ -101,14 +110,19 @@ def join(store: Store, inputs: dict[str, str], versions: dict[str, int] | None =
     inputs = ordered_inputs(inputs)
     versions = versions or {}
     segments_version = versions.get(SEGMENTS, store.version(SEGMENTS))
-    table = _read_at(store, SEGMENTS, segments_version, [*LABEL_COLUMNS, *AVAILABILITY_COLUMNS]).sort_by(KEY)
+    stored = set(store.table(SEGMENTS, segments_version).schema.names)
+    digests = [DIGEST_COLUMN[m] for m in inputs if DIGEST_COLUMN[m] in stored and ROW_DIGEST in stored]
+    columns = [*LABEL_COLUMNS, *AVAILABILITY_COLUMNS, *digests, *([ROW_DIGEST] if digests else [])]
+    table = _read_at(store, SEGMENTS, segments_version, columns).sort_by(KEY)
+    current = {m: _current_digests(table, DIGEST_COLUMN[m]) for m in inputs if DIGEST_COLUMN[m] in digests}
+    table = table.select([*LABEL_COLUMNS, *AVAILABILITY_COLUMNS])
     keys = table.column(KEY)
     sources = {}
     for name, spec in inputs.items():
         table_name = str(FeatureTableName.from_spec(name, spec))
         record = _registered_table(store, name, table_name)
         lance_version = versions.get(table_name, store.version(table_name))
-        values, mask, source = _left_join_one(store, name, record, lance_version, keys)
+        values, mask, source = _left_join_one(store, name, record, lance_version, keys, current.get(name))
         table = table.append_column(pa.field(name, values.type), values)
         table = table.append_column(f"{name}_mask", mask)
         sources[name] = source
@@ -147,21 +161,50 @@ def _read_at(store: Store, name: str, version: int, columns: list[str]) -> pa.Ta
         ) from exc
 
 
-def _left_join_one(store: Store, name: str, record: EncoderRecord, lance_version: int, keys: pa.ChunkedArray):
-    feature = _read_at(store, record.table_name, lance_version, [KEY, "vector", "present"])
+def _current_digests(segments: pa.Table, column: str) -> np.ndarray:
+    """Each segment's input digest now (ABSENT when it has no such input; None when unknown), as objects."""
+    digest = pc.fill_null(segments.column(column), ABSENT)
+    known = pc.is_valid(segments.column(ROW_DIGEST))
+    return np.asarray(pc.if_else(known, digest, None).to_pylist(), dtype=object)
+
+
+def _lineage(feature: pa.Table, rows: np.ndarray, current: np.ndarray | None) -> tuple[np.ndarray, int]:
+    """(stale [N] bool, unverified count): rows whose recorded input digest differs from the segment's now."""
+    stale = np.zeros(len(rows), dtype=bool)
+    if current is None:
+        return stale, 0
+    if INPUT_DIGEST in feature.column_names:
+        recorded = np.asarray(feature.column(INPUT_DIGEST).to_pylist() + [None], dtype=object)[rows]
+    else:
+        recorded = np.full(len(rows), None, dtype=object)
+    checkable = (rows >= 0) & np.not_equal(current, None)
+    unverified = checkable & np.equal(recorded, None)
+    stale = checkable & ~unverified & (recorded != current)
+    return stale, int(unverified.sum())
+
+
+def _left_join_one(store: Store, name: str, record: EncoderRecord, lance_version: int, keys: pa.ChunkedArray,
+                   current: np.ndarray | None = None):
+    columns = [KEY, "vector", "present"]
+    if INPUT_DIGEST in store.table(record.table_name, lance_version).schema.names:
+        columns.append(INPUT_DIGEST)
+    feature = _read_at(store, record.table_name, lance_version, columns)
     rows = pc.index_in(keys, value_set=feature.column(KEY).combine_chunks())
     missing = rows.null_count
     rows = pc.fill_null(rows, -1).to_numpy(zero_copy_only=False).astype(np.int64)
     usable = pc.and_(pc.is_valid(feature.column("vector")), pc.fill_null(feature.column("present"), False))
     usable = usable.to_numpy(zero_copy_only=False)
     mask = (rows >= 0) & usable[np.maximum(rows, 0)] if len(usable) else np.zeros(len(rows), dtype=bool)
+    stale, unverified = _lineage(feature, rows, current)
+    mask &= ~stale
     values = _gather_vectors(feature.column("vector"), rows, mask)
     source = JoinSource(
         input=name, table=record.table_name, lance_version=int(lance_version), kind=record.kind,
         shape=tuple(record.shape), dtype=record.dtype, encoder=record.encoder, version=record.version,
         params=record.params, model_id=record.model_id, weights_fingerprint=record.weights_fingerprint,
         fingerprint=record.fingerprint, state=record.state, present=int(mask.sum()),
-        missing_rows=int(missing), null_vectors=int(len(keys) - missing - mask.sum()),
+        missing_rows=int(missing), null_vectors=int(((rows >= 0) & ~mask & ~stale).sum()),
+        stale_rows=int(stale.sum()), unverified_rows=unverified,
     )
     return values, pa.array(mask), source
 

@@ -76,24 +76,43 @@ def current_input_digests(store, modality: str) -> dict[str, str | None]:
 
 @dataclass(frozen=True)
 class StaleCounts:
-    stale: int  # rows computed from an input that has changed (or disappeared) since
-    unknown: int  # rows whose lineage cannot be checked (written before lineage, or input digest unknown)
+    """How a feature table's rows compare with the current inputs of their segments."""
+
+    stale: int = 0  # computed from an input that has changed (or disappeared) since
+    unrecorded: int = 0  # written before lineage existed: cannot be checked, re-encoding records it
+    unknown: int = 0  # the segment's own digest is unknown (ingested before digests; re-ingest records it)
     stale_ids: frozenset[str] = frozenset()
+
+    @property
+    def not_current(self) -> int:
+        """Rows that are not known to match their input (a table with any is not `complete`)."""
+        return self.stale + self.unrecorded
+
+
+def is_current(recorded: str | None, now: str | None) -> bool | None:
+    """Does a row computed from `recorded` match the input `now`? None: cannot tell (segment digest unknown)."""
+    if now is None:
+        return None
+    return recorded == now
 
 
 def stale_counts(store, table: str, modality: str, current: dict[str, str | None] | None = None) -> StaleCounts:
     """Compare each feature row's input digest with its segment's current one."""
+    if modality not in DIGEST_COLUMN:
+        return StaleCounts()  # e.g. fused tables: computed from several inputs, by a model run
     current = current if current is not None else current_input_digests(store, modality)
-    if INPUT_DIGEST not in store.table(table).schema.names:
-        return StaleCounts(0, store.count(table))
-    rows = store.read(table, [KEY, INPUT_DIGEST])
-    stale, unknown = [], 0
-    for sid, recorded in zip(rows.column(KEY).to_pylist(), rows.column(INPUT_DIGEST).to_pylist()):
+    has_column = INPUT_DIGEST in store.table(table).schema.names
+    rows = store.read(table, [KEY, INPUT_DIGEST] if has_column else [KEY])
+    recorded = rows.column(INPUT_DIGEST).to_pylist() if has_column else [None] * rows.num_rows
+    stale, unrecorded, unknown = [], 0, 0
+    for sid, digest in zip(rows.column(KEY).to_pylist(), recorded):
         if sid not in current:
             continue  # a segment no longer in `segments`: the join never reads it
-        now = current[sid]
-        if recorded is None or now is None:
+        verdict = is_current(digest, current[sid])
+        if verdict is None:
             unknown += 1
-        elif recorded != now:
+        elif not verdict and digest is None:
+            unrecorded += 1
+        elif not verdict:
             stale.append(sid)
-    return StaleCounts(len(stale), unknown, frozenset(stale))
+    return StaleCounts(len(stale), unrecorded, unknown, frozenset(stale))

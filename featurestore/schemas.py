@@ -142,6 +142,8 @@ def feature_schema(shape: tuple[int, ...], dtype: str = "float32") -> pa.Schema:
             pa.field("present", pa.bool_(), nullable=False),
             pa.field("status", pa.string()),
             pa.field("encoded_at", pa.timestamp("us", tz="UTC")),
+            # Digest of the input the row was computed from (featurestore/lineage.py); "" if absent.
+            pa.field("input_digest", pa.string()),
         ]
     )
 

@@ -229,6 +229,9 @@ class Store:
         if data.num_rows == 0:
             return 0, 0
         tbl = self.table(name)
+        for column in tbl.schema:  # nullable columns the writer does not know of (e.g. added later) stay null
+            if column.name not in data.column_names and column.nullable:
+                data = data.append_column(column.name, pa.nulls(data.num_rows, column.type))
         data = data.select(tbl.schema.names).cast(tbl.schema)
         with lance_io(name):
             result = (

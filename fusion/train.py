@@ -220,6 +220,8 @@ def _summary(data: FusionData, joined, train_idx, val_idx) -> dict:
         "val_songs": sorted(set(data.song_ids[val_idx].tolist())),
         "present": {name: int(data.masks[name].sum()) for name in data.inputs},
         "incomplete_tables": [s.table for s in joined.sources.values() if s.state != "complete"],
+        "stale_rows": {s.table: s.stale_rows for s in joined.sources.values() if s.stale_rows},
+        "unverified_rows": {s.table: s.unverified_rows for s in joined.sources.values() if s.unverified_rows},
         "skipped": [{"segment_id": sid, "reason": reason} for sid, reason in data.skipped],
         "skipped_by_reason": reasons,
     }

@@ -170,7 +170,7 @@ def test_spawned_workers_give_the_same_vectors_as_inline(tiny_store):
 def test_worker_prepared_chunks_match_inline(tiny_store):
     encoder = build_encoder("fake_audio")
     segments = sorted(segments_by_id(tiny_store).values(), key=lambda s: s["segment_id"])
-    items = plan_table(segments, "audio", set(), None).items
+    items = plan_table(segments, "audio", {}, None).items
     batches = [items[i : i + 7] for i in range(0, len(items), 7)]
     with Preparer(encoder, tiny_store, workers=2, help_inline=False) as pooled:
         from_workers = list(pooled.chunks("audio", batches))

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from featurestore import Store
+from featurestore.lineage import audio_digest, midi_digest, row_digest, text_digest
 from featurestore.schemas import MEDIA, MEDIA_SCHEMA, SEGMENTS, SEGMENTS_SCHEMA
 from featurestore.taxonomy import color_modes
 
@@ -84,7 +85,19 @@ def tiny_rows(songs_per_color: int = 2, segments_per_song: int = 3, seconds: flo
                         midi=midi_bytes(notes) if has_midi else None,
                     )
                 )
+    for segment, blobs in zip(segments, media):
+        add_digests(segment, blobs)
     return segments, media
+
+
+def add_digests(segment: dict, media: dict) -> dict:
+    """Fill a segment row's content digests as ingest does (featurestore/lineage.py)."""
+    segment.update(
+        audio_digest=audio_digest(media["audio"], media["sample_rate"]), midi_digest=midi_digest(media["midi"]),
+        lyrics_digest=text_digest(segment["lyric_text"]), concept_digest=text_digest(segment["concept_text"]),
+    )
+    segment["row_digest"] = row_digest(segment, ignore=("ingested_at", "row_digest"))
+    return segment
 
 
 def build_tiny_store(path, **kwargs) -> Store:
