@@ -1,6 +1,6 @@
 """Store hygiene: what re-runs cost, and what one pathological MIDI file costs a scoring batch.
 
-1. Re-ingest growth: synthesise a corpus (`featurestore.synth`), ingest it five
+1. Re-ingest growth: synthesise a corpus (`synth`), ingest it five
    times into one store, and report the store's bytes and Lance versions per
    table after the 1st and the 5th ingest, and each ingest's wall time.
    Goal: the 5th ingest adds < 1% bytes.
@@ -42,7 +42,7 @@ def store_bytes(path: Path) -> int:
 
 def reingest_growth(directory: Path, songs: int) -> dict:
     from featurestore.ingest import ingest_paths
-    from featurestore.synth import SynthConfig, write_corpus
+    from synth import SynthConfig, write_corpus
 
     corpus = directory / "corpus.parquet"
     write_corpus(SynthConfig(songs=songs, seed=0), corpus)

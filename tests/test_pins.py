@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from featurestore import ModelError
+from fusion.errors import ModelError
 from featurestore.maintenance import OptimizeConfig, optimize_store, parse_duration
 from featurestore.registry import list_model_records
 from featurestore.schemas import SEGMENTS
