@@ -3,7 +3,9 @@
 A feature table `{modality}.{encoder}.{version}` has exactly one row per
 segment it has seen: `segment_id`, a nullable `vector`, `present` (true iff
 the vector is there), `status` (null, `absent`, or `error: …`) and
-`encoded_at`. Its registry row's counts are always recomputed from the table
+`encoded_at`, and `input_digest`, the digest of the input it was computed from
+(lineage and the segments' digest columns live in featurestore/lineage.py).
+Its registry row's counts are always recomputed from the table
 itself, so resumed and interrupted jobs stay right. Which `segments` columns
 say a modality is there also lives here.
 """
