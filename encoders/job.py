@@ -43,9 +43,9 @@ from featurestore.feature_table import (
     has_modality,
     rows_from_entries,
 )
-from featurestore.lineage import INPUT_DIGEST, current_input_digests, is_current, stale_counts
+from featurestore.lineage import INPUT_DIGEST, current_input_digests, is_current, recorded_digests, stale_counts
 from featurestore.registry import EncoderRecord, claim_version, get_encoder_record, put_encoder_record
-from featurestore.schemas import KEY, SEGMENTS, FeatureTableName, feature_schema, vector_shape
+from featurestore.schemas import SEGMENTS, FeatureTableName, feature_schema, vector_shape
 from featurestore.space import vector_rows
 from featurestore.store import Store
 
@@ -225,16 +225,6 @@ def claim_tables(store: Store, encoder: Encoder, names: list[FeatureTableName]) 
     for record in claimed:
         _ensure_feature_table(store, encoder, record.table_name)
     return claimed
-
-
-def recorded_digests(store: Store, name: str) -> dict[str, str | None]:
-    """{segment_id: the input digest its row was computed from (None: not recorded)} of a feature table."""
-    if not store.has_table(name):
-        return {}
-    has_column = INPUT_DIGEST in store.table(name).schema.names
-    rows = store.read(name, [KEY, INPUT_DIGEST] if has_column else [KEY])
-    digests = rows.column(INPUT_DIGEST).to_pylist() if has_column else [None] * rows.num_rows
-    return dict(zip(rows.column(KEY).to_pylist(), digests))
 
 
 def _record(encoder: Encoder, name: FeatureTableName, weights: str | None) -> EncoderRecord:

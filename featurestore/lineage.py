@@ -74,6 +74,16 @@ def current_input_digests(store, modality: str) -> dict[str, str | None]:
     return {sid: (digest or ABSENT) if row else None for sid, digest, row in zip(ids, digests, known)}
 
 
+def recorded_digests(store, table: str) -> dict[str, str | None]:
+    """{segment_id: the input digest its row was computed from (None: not recorded)} of a feature table."""
+    if not store.has_table(table):
+        return {}
+    has_column = INPUT_DIGEST in store.table(table).schema.names
+    rows = store.read(table, [KEY, INPUT_DIGEST] if has_column else [KEY])
+    digests = rows.column(INPUT_DIGEST).to_pylist() if has_column else [None] * rows.num_rows
+    return dict(zip(rows.column(KEY).to_pylist(), digests))
+
+
 @dataclass(frozen=True)
 class StaleCounts:
     """How a feature table's rows compare with the current inputs of their segments."""
@@ -101,11 +111,8 @@ def stale_counts(store, table: str, modality: str, current: dict[str, str | None
     if modality not in DIGEST_COLUMN:
         return StaleCounts()  # e.g. fused tables: computed from several inputs, by a model run
     current = current if current is not None else current_input_digests(store, modality)
-    has_column = INPUT_DIGEST in store.table(table).schema.names
-    rows = store.read(table, [KEY, INPUT_DIGEST] if has_column else [KEY])
-    recorded = rows.column(INPUT_DIGEST).to_pylist() if has_column else [None] * rows.num_rows
     stale, unrecorded, unknown = [], 0, 0
-    for sid, digest in zip(rows.column(KEY).to_pylist(), recorded):
+    for sid, digest in recorded_digests(store, table).items():
         if sid not in current:
             continue  # a segment no longer in `segments`: the join never reads it
         verdict = is_current(digest, current[sid])
