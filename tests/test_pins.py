@@ -71,3 +71,10 @@ def test_cli_optimize_reports_each_table(feature_store):  # noqa: F811
     assert all(t["versions_after"] == 1 for t in report["tables"])  # no run pins anything yet
     bad = runner.invoke(app, ["optimize", "--older-than", "soon", "--store", feature_store.uri])
     assert bad.exit_code == 2 and "e.g. 7d" in bad.output
+
+
+def test_optimize_leaves_a_table_being_written_alone(feature_store):  # noqa: F811
+    with feature_store.writer(SEGMENTS):  # another job writing it
+        report = optimize_store(feature_store, OptimizeConfig(older_than=timedelta(0)))
+    assert report.busy == [SEGMENTS]
+    assert SEGMENTS not in {t.table for t in report.tables} and len(report.tables) == len(feature_store.table_names()) - 1
