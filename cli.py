@@ -55,7 +55,9 @@ def friendly_errors(fn):
             damaged = damage_error(exc)
             if damaged is None:
                 raise
-            err_console.print(f"[bold red]error:[/] {damaged}")
+            from featurestore.doctor import name_damaged_tables
+
+            err_console.print(f"[bold red]error:[/] {name_damaged_tables(damaged, kwargs.get('store'))}")
             raise typer.Exit(2) from None
 
     return wrapper

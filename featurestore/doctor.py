@@ -79,18 +79,35 @@ def diagnose(store: Store) -> DoctorReport:
 
 def _check_tables(store: Store, names: list[str], report: DoctorReport) -> set[str]:
     """Open every table and read its key column in full; -> the tables that read."""
-    readable = set()
-    for name in names:
-        report.tables_checked += 1
-        key = SYSTEM_KEYS.get(name, KEY)
+    damaged = unreadable_tables(store, names)
+    report.tables_checked += len(names)
+    for name, cause in damaged.items():
+        report.findings.append(Finding(ERROR, "tables", name, cause, _damaged_fix(store, name)))
+    return set(names) - set(damaged)
+
+
+def unreadable_tables(store: Store, names: list[str] | None = None) -> dict[str, str]:
+    """{table: why} for each table that does not open or whose key column does not read in full."""
+    damaged = {}
+    for name in store.table_names() if names is None else names:
         try:
-            rows = store.read(name, [key]).num_rows
+            rows = store.read(name, [SYSTEM_KEYS.get(name, KEY)]).num_rows
             if rows != store.count(name):
                 raise StoreDamagedError(name, f"{rows} keys read but {store.count(name)} rows counted")
-            readable.add(name)
         except StoreDamagedError as exc:
-            report.findings.append(Finding(ERROR, "tables", name, exc.cause, _damaged_fix(store, name)))
-    return readable
+            damaged[name] = exc.cause
+    return damaged
+
+
+def name_damaged_tables(error: StoreDamagedError, store_uri: str | None) -> StoreDamagedError:
+    """`error` naming the damaged table(s), found by a quick read of each table, when it names none."""
+    if error.table is not None:
+        return error
+    try:
+        found = unreadable_tables(Store.open(store_uri, create=False))
+    except Exception:  # noqa: BLE001 - naming the table is a courtesy; the error stands without it
+        return error
+    return StoreDamagedError(", ".join(sorted(found)), error.cause) if found else error
 
 
 def _damaged_fix(store: Store, name: str) -> str:

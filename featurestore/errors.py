@@ -40,7 +40,8 @@ class StoreDamagedError(StoreError):
     def __init__(self, table: str | None, cause: str):
         self.table = table
         self.cause = cause
-        what = f"table {table!r}" if table else "a table of the store"
+        what = f"table {table!r}" if table and "," not in table else f"tables {table}" if table else (
+            "a table of the store")
         super().__init__(
             f"{what} cannot be read: {cause}. Its files may be damaged or missing: run `chromatic doctor` "
             "(with the same --store) to check every table and see how to fix each problem"

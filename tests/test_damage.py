@@ -64,9 +64,9 @@ def commands(run_id: str) -> dict[str, list[str]]:
 # Nothing to refuse: `info` lists the tables there are and reads a feature table's row count from its
 # manifest only, and an empty store when `segments` is gone; `versions` shows "missing table" (or no
 # coverage without `segments`); encode
-# re-creates a deleted feature table.
+# re-creates a deleted feature table; an unfiltered `neighbors` query reads only the feature table.
 DOES_NOT_READ = {("deleted", FEATURE): {"info", "versions", "encode"}, ("data", FEATURE): {"info"},
-                 ("deleted", "segments"): {"info", "versions"}}
+                 ("deleted", "segments"): {"info", "versions", "neighbors"}}
 
 
 @pytest.mark.parametrize("damage", ["deleted", "data", "manifest"])
