@@ -68,10 +68,44 @@ def given(**options) -> dict:
     return {name: value for name, value in options.items() if value is not None}
 
 
+@app.callback()
+def main(
+    storage_option: Annotated[
+        Optional[list[str]],
+        typer.Option("--storage-option", help="Object-store option key=value for s3:// stores (repeat), e.g. "
+                     "aws_endpoint=http://127.0.0.1:9000, aws_region=eu-west-1, allow_http=true; "
+                     "AWS_* environment variables are read too."),
+    ] = None,
+    lease_ttl: Annotated[
+        Optional[float],
+        typer.Option(min=1.0, help="Seconds a writer lease on an s3:// store outlives its last heartbeat [60]."),
+    ] = None,
+):
+    """chromatic-store: an embedding feature store and fusion trainer for music segments."""
+    from featurestore.objectstore import StoreOptions
+
+    global _STORE_OPTIONS
+    try:
+        _STORE_OPTIONS = StoreOptions.from_cli(storage_option or (), **given(lease_ttl_s=lease_ttl))
+    except ChromaticError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+_STORE_OPTIONS = None  # set by `main` from the options given before the command
+
+
+def store_options():
+    """The store options given before the command (`chromatic --storage-option k=v encode …`)."""
+    from featurestore.objectstore import StoreOptions
+
+    return _STORE_OPTIONS or StoreOptions()
+
+
 def open_store(store: str | None, create: bool = True):
     from featurestore.store import Store
 
-    return Store.open(store, create=create)
+    return Store.open(store, create=create, options=store_options())
 
 
 # == data: synth, ingest, info ==================================================
@@ -203,13 +237,27 @@ def encode_command(
     workers: Annotated[
         Optional[int], typer.Option(min=0, help="Spawned processes for decode/resample (0: inline; default: 0 on cpu, CPUs-1 with a GPU).")
     ] = None,
+    engine: Annotated[str, typer.Option(help="local (this machine) or ray (a Ray cluster's actor pool).")] = "local",
+    ray_address: Annotated[
+        Optional[str], typer.Option(help="Ray cluster to use with --engine ray (default: $RAY_ADDRESS, else local).")
+    ] = None,
+    actors: Annotated[
+        Optional[int], typer.Option(min=1, help="Ray actors, each loading the model once (--engine ray) [2].")
+    ] = None,
+    gpus_per_actor: Annotated[Optional[float], typer.Option(min=0.0, help="GPUs per Ray actor (--engine ray).")] = None,
+    commit_rows: Annotated[
+        Optional[int], typer.Option(min=1, help="Rows per commit with --engine ray (a killed driver loses at most "
+                                    "these) [1024].")
+    ] = None,
     store: StoreOpt = None,
     json_out: JsonOpt = False,
 ):
     """Encode every segment with one encoder version into its feature tables; re-running resumes.
 
     Examples: chromatic encode --encoder pianoroll --version v2 --param resolution_ms=50;
-    chromatic encode --encoder clap --version v1 --model laion/larger_clap_music --device cuda
+    chromatic encode --encoder clap --version v1 --model laion/larger_clap_music --device cuda;
+    chromatic --storage-option aws_region=eu-west-1 encode --encoder clap --version v1 --model /models/clap
+    --store s3://bucket/store --engine ray --ray-address head:6379 --actors 4 --gpus-per-actor 1
     """
     from encoders.job import EncodeConfig, run_encode
     from encoders.registry import parse_param_pairs
@@ -219,8 +267,17 @@ def encode_command(
         modalities=tuple(modality or ()), limit=limit, strict=strict, workers=workers,
         **given(batch_size=batch_size, device=device),
     )
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter(f"--engine must be local or ray, got {engine!r}")
     with render.encode_progress() as progress:  # on stderr
-        summary = run_encode(open_store(store, create=False), config, progress=progress)
+        if engine == "ray":
+            from encoders.engine_ray import RayEngineConfig, run_encode_ray
+
+            ray_config = RayEngineConfig(address=ray_address, **given(
+                actors=actors, gpus_per_actor=gpus_per_actor, commit_rows=commit_rows))
+            summary = run_encode_ray(open_store(store, create=False), config, ray_config, progress=progress)
+        else:
+            summary = run_encode(open_store(store, create=False), config, progress=progress)
     render.print_encode_result(summary, as_json=json_out)
 
 
@@ -355,10 +412,9 @@ def export_command(
 
     Example: chromatic export run-20250101-120000-abc123 (train already does this; use it to re-export)
     """
-    from fusion.export import export_info, export_onnx
-    from fusion.layout import resolve_model_dir
+    from fusion.export import export_info, export_stored_run
 
-    path = export_onnx(resolve_model_dir(run, store), **given(opset=opset))
+    path = export_stored_run(run, store, store_options(), **given(opset=opset))
     info = export_info(path.parent)
     render.print_export(path, info, as_json=json_out)
 
@@ -385,7 +441,7 @@ def score_command(
     from fusion.scorer import ScoreFilesRequest, score_files
 
     request = ScoreFilesRequest(run=run, target=target, midi=tuple(midi or ()), audio=tuple(audio or ()),
-                                lyrics=lyrics, concept=concept, store_uri=store)
+                                lyrics=lyrics, concept=concept, store_uri=store, options=store_options())
     results = score_files(request)
     render.print_scores(results, target, as_json=json_out)
     if all(r.error is not None for r in results):  # the results above say why each one failed

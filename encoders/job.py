@@ -32,7 +32,7 @@ import numpy as np
 from encoders.base import Encoder
 from encoders.device import check_device_name
 from encoders.errors import BadInputError, EncoderError
-from encoders.pipeline import BackgroundWriter, Preparer, WorkItem, encode_chunk
+from encoders.pipeline import BackgroundWriter, ChunkResult, Preparer, WorkItem, encode_chunk
 from encoders.registry import build_encoder, get_encoder_class
 from featurestore.errors import SchemaMismatchError
 from featurestore.feature_table import (
@@ -113,6 +113,7 @@ class TableSummary:
     input_wait_seconds: float = 0.0  # the model stage waiting for (or doing) prepare
     chunks_inline: int = 0  # batches prepared in the main process (workers=0, or while workers start)
     chunks_in_workers: int = 0
+    startup_seconds: float = 0.0  # engine_ray: until the first batch came back (actor start, model load)
     rows: int = 0
     state: str = "building"
 
@@ -162,23 +163,44 @@ class TablePlan:
 def run_encode(store: Store, config: EncodeConfig, progress: EncodeProgressFn | None = None) -> EncodeSummary:
     """Encode every segment that has no row yet in each of the encoder's tables."""
     started = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        job = plan_job(store, config, stack)
+        preparer = stack.enter_context(Preparer(job.encoder, store, config.workers))
+        if job.has_items:
+            preparer.start()  # workers spawn and import while this process hashes weights and claims
+        records = claim_tables(store, job.encoder, job.names)
+        tables = [
+            TableJob(store, job.encoder, config, r, job.plans[r.table_name], job.segments, preparer, progress).run()
+            for r in records
+        ]
+    return EncodeSummary(job.encoder.name, config.version, tables, time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    encoder: Encoder
+    names: list[FeatureTableName]
+    segments: list[dict]
+    plans: dict[str, TablePlan]
+
+    @property
+    def has_items(self) -> bool:
+        return any(plan.items for plan in self.plans.values())
+
+
+def plan_job(store: Store, config: EncodeConfig, stack: contextlib.ExitStack) -> JobPlan:
+    """Build the encoder, take every table's writer lock (held until `stack` closes) and plan each table.
+
+    Shared by the engines (this module and engine_ray): resume is planned in one place.
+    """
     encoder = build_job_encoder(config)
     names = [table_name(encoder, m, config.version) for m in resolve_modalities(encoder, config.modalities)]
     segments = sorted(store.read(SEGMENTS, columns=SEGMENT_INPUT_COLUMNS).to_pylist(), key=lambda s: s["segment_id"])
-    with contextlib.ExitStack() as stack:
-        for name in names:
-            stack.enter_context(store.writer(str(name)))
-        plans = {str(n): plan_table(segments, n.modality, recorded_digests(store, str(n)), config.limit,
-                                    current_input_digests(store, n.modality)) for n in names}
-        preparer = stack.enter_context(Preparer(encoder, store, config.workers))
-        if any(plan.items for plan in plans.values()):
-            preparer.start()  # workers spawn and import while this process hashes weights and claims
-        records = claim_tables(store, encoder, names)
-        tables = [
-            _TableJob(store, encoder, config, r, plans[r.table_name], segments, preparer, progress).run()
-            for r in records
-        ]
-    return EncodeSummary(encoder.name, config.version, tables, time.perf_counter() - started)
+    for name in names:
+        stack.enter_context(store.writer(str(name)))
+    plans = {str(n): plan_table(segments, n.modality, recorded_digests(store, str(n)), config.limit,
+                                current_input_digests(store, n.modality)) for n in names}
+    return JobPlan(encoder, names, segments, plans)
 
 
 def build_job_encoder(config: EncodeConfig) -> Encoder:
@@ -294,7 +316,7 @@ def plan_table(
 
 
 @dataclass
-class _TableJob:
+class TableJob:
     """Encode the pending segments of one feature table (the job holds its writer lock)."""
 
     store: Store
@@ -303,7 +325,7 @@ class _TableJob:
     record: EncoderRecord
     plan: TablePlan
     segments: list[dict]
-    preparer: Preparer
+    preparer: Preparer | None  # None where another engine encodes (engine_ray)
     progress: EncodeProgressFn | None
 
     @property
@@ -355,6 +377,10 @@ class _TableJob:
         items = plan.items
         if self.record.modality in TEXT_COLUMN and plan.skipped:
             items = self._reuse_known_texts(items, writer, summary)
+        self._feed_items(items, writer, summary)
+
+    def _feed_items(self, items: list[WorkItem], writer: BackgroundWriter, summary: TableSummary) -> None:
+        """Prepare and encode in this process (with the Preparer's workers); engine_ray overrides this."""
 
         def add_model_seconds(seconds: float) -> None:
             summary.model_seconds += seconds
@@ -364,16 +390,19 @@ class _TableJob:
         batch = self.config.batch_size
         batches = (items[i : i + batch] for i in range(0, len(items), batch))
         for prepared in self.preparer.chunks(self.record.modality, batches):
-            result = encode_chunk(self.encoder, prepared, self.size, add_model_seconds)
-            if result.failures and self.config.strict:
-                raise BadInputError(self.record.table_name, *result.failures[0])
-            writer.put(result.rows)
-            summary.encoded += result.encoded
-            failed.update(reason_kind(reason) for _, reason in result.failures)
-            summary.failed = dict(failed)
+            self._take(encode_chunk(self.encoder, prepared, self.size, add_model_seconds), writer, summary, failed)
         summary.input_wait_seconds = self.preparer.wait_seconds - before[0]
         summary.chunks_inline = self.preparer.inline_chunks - before[1]
         summary.chunks_in_workers = self.preparer.worker_chunks - before[2]
+
+    def _take(self, result: ChunkResult, writer: BackgroundWriter, summary: TableSummary, failed: Counter) -> None:
+        """Hand one chunk's rows to the writer and count them (strict: stop at its first failure)."""
+        if result.failures and self.config.strict:
+            raise BadInputError(self.record.table_name, *result.failures[0])
+        writer.put(result.rows)
+        summary.encoded += result.encoded
+        failed.update(reason_kind(reason) for _, reason in result.failures)
+        summary.failed = dict(failed)
 
     def _reuse_known_texts(self, items: list[WorkItem], writer, summary: TableSummary) -> list[WorkItem]:
         """Copy vectors of texts this table already holds (e.g. a new segment of an encoded song)."""

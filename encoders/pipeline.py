@@ -139,13 +139,15 @@ def exit_with_parent(parent_pid: int, interval_s: float = 1.0) -> threading.Thre
     return thread
 
 
-def _init_worker(encoder_cls: type[Encoder], encoder_config, store_uri: str, side_dir, parent_pid: int) -> None:
+def _init_worker(
+    encoder_cls: type[Encoder], encoder_config, store_uri: str, side_dir, options, parent_pid: int
+) -> None:
     # The class travels by reference, so unpickling imports (and registers) its module here.
     global _WORKER_CONTEXT
     exit_with_parent(parent_pid)
     # Ctrl-C reaches the whole process group; the main process alone decides how to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _WORKER_CONTEXT = PrepareContext(encoder_cls(encoder_config, device="cpu"), Store(store_uri, side_dir))
+    _WORKER_CONTEXT = PrepareContext(encoder_cls(encoder_config, device="cpu"), Store(store_uri, side_dir, options))
 
 
 def _worker_started() -> bool:
@@ -173,7 +175,7 @@ class Preparer:
         self.inline_chunks = 0
         self.worker_chunks = 0
         self._inline = PrepareContext(encoder, store)
-        self._pool_args = (type(encoder), encoder.config, store.uri, store.side_dir, os.getpid())
+        self._pool_args = (type(encoder), encoder.config, store.uri, store.side_dir, store.options, os.getpid())
         self._pool: ProcessPoolExecutor | None = None
         # A worker is "warm" once it has delivered a real chunk: spawning, imports and the
         # encoder's lazy loads take seconds. Until then each worker holds one chunk and

@@ -13,6 +13,7 @@ from featurestore.errors import (
     VersionConflictError,
     WriterLockedError,
 )
+from featurestore.objectstore import StoreOptions
 
 
 def __getattr__(name: str):
@@ -29,6 +30,7 @@ __all__ = [
     "SchemaMismatchError",
     "Store",
     "StoreError",
+    "StoreOptions",
     "TableNotFoundError",
     "VersionConflictError",
     "WriterLockedError",

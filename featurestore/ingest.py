@@ -77,7 +77,7 @@ class IngestSummary:
     optimized: list = field(default_factory=list)  # OptimizeStats of the tables this run wrote
     rejected: Counter = field(default_factory=Counter)  # reason -> rows
     modality_dropped: Counter = field(default_factory=Counter)  # "audio: <reason>" -> rows
-    rejects_path: Path | None = None  # one JSON line per rejected row, all inputs of the run; None if none
+    rejects_path: Path | str | None = None  # one JSON line per rejected row, all inputs of the run; None if none
     seconds: float = 0.0
 
     @property
@@ -294,7 +294,9 @@ class _IngestRun:
                 self._optimize(writer)
         finally:
             self.rejects.close()
-        self.summary.rejects_path = self.rejects.path if self.rejects.written else None
+        if self.rejects.written:  # at the store's URI: an object store's is uploaded from the local cache
+            published = self.store.publish(self.rejects.path, "rejects", self.rejects.path.name)
+            self.summary.rejects_path = self.rejects.path if self.store.is_local else published
         self.summary.seconds = time.monotonic() - started
         return self.summary
 

@@ -1,4 +1,4 @@
-"""The store: a LanceDB database plus a side directory for locks, rejects and runs.
+"""The store: a LanceDB database plus side files (locks, rejects, model runs) at the same URI.
 
 A small API in the spirit of lancedb itself: open, read, upsert, version.
 Nothing outside `featurestore/` touches lancedb. lancedb is imported on first
@@ -15,12 +15,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 
 import pyarrow as pa
 
 from featurestore.errors import StoreError, TableNotFoundError, damage_error
+from featurestore.lease import S3Lease
 from featurestore.lock import table_writer_lock
+from featurestore.objectstore import SIDE_DIR, LocalFiles, S3Files, StoreOptions, files_at, is_local, local_path
 from featurestore.schemas import KEY, SYSTEM_KEYS, SYSTEM_SCHEMAS
 
 DEFAULT_STORE = "./store"
@@ -58,10 +61,6 @@ def resolve_store_uri(uri: str | os.PathLike | None = None) -> str:
     return os.environ.get(STORE_ENV) or DEFAULT_STORE
 
 
-def _is_local(uri: str) -> bool:
-    return "://" not in uri or uri.startswith("file://")
-
-
 @contextmanager
 def lance_io(table: str | None):
     """Turn a Lance I/O error (truncated or missing files) into StoreDamagedError naming `table`."""
@@ -78,13 +77,20 @@ class Store:
     """A feature store at a local path or an object-store URI (`s3://…`).
 
     Lance I/O errors of the methods below name their table (StoreDamagedError).
+
+    `side_dir` is local scratch: for a local store the side files themselves; for
+    an object store only a cache and staging area (`CHROMATIC_STATE_DIR`), never
+    the home of anything another machine needs: that is `files` (at the URI).
     """
 
-    def __init__(self, uri: str, side_dir: Path):
+    def __init__(self, uri: str, side_dir: Path, options: StoreOptions = StoreOptions()):
         self.uri = uri
         self.side_dir = side_dir
+        self.options = options
+        self.is_local = is_local(uri)
+        self._leases: dict[str, S3Lease] = {}
         self._connection = None
-        if not _is_local(uri):  # a bad object-store URI should fail at open, not at first read
+        if not self.is_local:  # a bad object-store URI should fail at open, not at first read
             self._db  # noqa: B018
 
     @property
@@ -94,31 +100,38 @@ class Store:
 
             try:
                 session = lancedb.Session(metadata_cache_size_bytes=METADATA_CACHE_BYTES)
-                self._connection = lancedb.connect(self.uri, session=session)
+                storage = None if self.is_local else self.options.resolved()
+                self._connection = lancedb.connect(self.uri, session=session, storage_options=storage)
             except Exception as exc:  # lancedb raises plain errors for bad URIs
                 raise StoreError(f"cannot open store at {self.uri!r}: {exc}. Check the --store path/URI.") from exc
         return self._connection
 
+    @cached_property
+    def files(self) -> LocalFiles | S3Files:
+        """The store's side files, at its URI (built on first use: an S3 client is not free)."""
+        return files_at(self.side_dir if self.is_local else f"{self.uri.rstrip('/')}/{SIDE_DIR}", self.options)
+
     @classmethod
-    def open(cls, uri: str | os.PathLike | None = None, create: bool = True) -> "Store":
+    def open(
+        cls, uri: str | os.PathLike | None = None, create: bool = True, options: StoreOptions = StoreOptions()
+    ) -> "Store":
         uri = resolve_store_uri(uri)
-        if _is_local(uri):
-            path = Path(uri.removeprefix("file://")).expanduser().resolve()
+        if is_local(uri):
+            path = local_path(uri)
             if not path.exists():
                 if not create:
                     raise StoreError(f"no store at {path}; run `chromatic ingest` or `chromatic demo` first")
                 path.mkdir(parents=True)
-            return cls(str(path), path / "_chromatic")
-        # Object stores keep locks/rejects/runs in a local state dir keyed by URI.
+            return cls(str(path), path / SIDE_DIR, options)
         digest = hashlib.sha1(uri.encode()).hexdigest()[:12]
-        return cls(uri, Path(os.environ.get("CHROMATIC_STATE_DIR", ".chromatic")) / digest)
+        return cls(uri, Path(os.environ.get("CHROMATIC_STATE_DIR", ".chromatic")) / digest, options)
 
     def __repr__(self) -> str:
         return f"Store({self.uri!r})"
 
     # -- tables ---------------------------------------------------------------
     def table_names(self) -> list[str]:
-        if _is_local(self.uri):  # lancedb keeps a local table as the directory <name>.lance
+        if self.is_local:  # lancedb keeps a local table as the directory <name>.lance
             root = Path(self.uri)
             found = root.iterdir() if root.is_dir() else ()
             return sorted(p.name.removesuffix(".lance") for p in found if p.is_dir() and p.name.endswith(".lance"))
@@ -151,7 +164,7 @@ class Store:
         Local stores open it with pylance directly (lancedb keeps each table at
         `<store>/<name>.lance`), which spares a read-only process the lancedb import.
         """
-        if not _is_local(self.uri):
+        if not self.is_local:
             return self.table(name).to_lance()
         path = Path(self.uri) / f"{name}.lance"
         if not path.is_dir():
@@ -226,6 +239,8 @@ class Store:
         Callers that may run concurrently hold `writer(name)` around this.
         """
         key = key or SYSTEM_KEYS.get(name, KEY)
+        if name in self._leases:
+            self._leases[name].check()
         if data.num_rows == 0:
             return 0, 0
         tbl = self.table(name)
@@ -314,16 +329,36 @@ class Store:
 
     @contextmanager
     def writer(self, name: str, timeout_s: float = 0.0):
-        """Hold the single-writer lock of table `name` (WriterLockedError if taken)."""
-        with table_writer_lock(self.side_dir / "locks", name, timeout_s):
-            yield
+        """Hold the single-writer lock of table `name` (WriterLockedError if taken).
+
+        Local stores use an flock; object stores a lease in the bucket (featurestore/lease.py).
+        """
+        if self.is_local:
+            with table_writer_lock(self.side_dir / "locks", name, timeout_s):
+                yield
+            return
+        lease = S3Lease(self.files.client, self.files.bucket, self.files.key("locks", f"{name}.lease"), name,
+                        self.options.lease_ttl_s, timeout_s)
+        with lease:
+            self._leases[name] = lease
+            try:
+                yield
+            finally:
+                del self._leases[name]
 
     # -- side files -----------------------------------------------------------
     def side_path(self, *parts: str) -> Path:
-        """A path in the store's side directory (rejects, run artifacts, locks)."""
+        """A local path for side files: in the store when it is local, else in its local cache.
+
+        What other machines must see goes to `files` (e.g. `publish`).
+        """
         path = self.side_dir.joinpath(*parts)
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
+
+    def publish(self, local: Path, *parts: str) -> str:
+        """Put a local file or directory at `parts` under the store's side files; returns where it is."""
+        return self.files.upload(local, *parts)
 
 
 def sql_quote(value: str) -> str:

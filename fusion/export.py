@@ -32,10 +32,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from featurestore.objectstore import StoreOptions, is_local
+from featurestore.store import Store
 from fusion.errors import ModelError
-from fusion.layout import ONNX_FILE, ONNX_OUTPUT_NAMES, read_manifest, write_manifest
+from fusion.layout import MANIFEST, ONNX_FILE, ONNX_OUTPUT_NAMES, read_manifest, write_manifest
 from fusion.model import FusionModel, example_inputs
-from fusion.runs import Run, load_run_dir
+from fusion.runs import Run, fetch_run_dir, load_run_dir, publish_run
 DEFAULT_OPSET = 18
 PARITY_TOLERANCE = 1e-4
 ROWS_PER_PATTERN = 2  # random rows per mask pattern in the parity batch
@@ -65,6 +67,19 @@ def export_onnx(run: Run | str | Path, opset: int = DEFAULT_OPSET) -> Path:
         )
     os.replace(partial, final)
     _record_export(run, final, opset, diff, rows)
+    return final
+
+
+def export_stored_run(run: str, store_uri: str | None, options: StoreOptions, **settings) -> Path:
+    """`chromatic export`: a local run directory, or run `run` of the store (an object store's is
+    fetched, exported, and published back). Returns the local path of the export."""
+    if is_local(run) and (Path(run) / MANIFEST).is_file():
+        return export_onnx(Path(run), **settings)
+    store = Store.open(store_uri, create=False, options=options)
+    run_id = run.rstrip("/").rsplit("/", 1)[-1]
+    directory = fetch_run_dir(store, run_id)
+    final = export_onnx(directory, **settings)
+    publish_run(store, run_id, directory)
     return final
 
 

@@ -1,6 +1,6 @@
 """Where a training run lives and what it holds; torch-free, so the ONNX scorer can read runs.
 
-A run is `<store side dir>/models/<run_id>/` holding `model.pt` (state_dict +
+A run is `<store>/_chromatic/models/<run_id>/` (at the store's URI, `s3://…` included) holding `model.pt` (state_dict +
 FusionConfig), `manifest.json` (everything needed to rebuild the inputs
 exactly), `metrics.json`, `history.json`, `val_predictions.parquet`,
 `report.png` and, once exported, `model.onnx`. The model's heads and their
@@ -13,6 +13,8 @@ import json
 import os
 from pathlib import Path
 
+from featurestore.errors import StoreError
+from featurestore.objectstore import StoreOptions, files_at, is_local
 from featurestore.taxonomy import COLORS, DIMENSIONS, MODES
 from fusion.errors import ModelError
 
@@ -38,11 +40,15 @@ def is_complete_run(directory: Path) -> bool:
     return (directory / MANIFEST).exists() and (directory / WEIGHTS).exists()
 
 
-def read_manifest(model_dir: str | Path) -> dict:
-    path = Path(model_dir) / MANIFEST
-    if not path.is_file():
-        raise ModelError(f"{model_dir} is not a model directory: it has no {MANIFEST}")
-    return json.loads(path.read_text())
+def read_manifest(model_dir: str | Path, files=None) -> dict:
+    """The manifest of a run directory, local or at an object-store URI (`files`: featurestore.objectstore)."""
+    files = files or files_at(model_dir)
+    try:
+        if files.exists(MANIFEST):
+            return json.loads(files.read_bytes(MANIFEST))
+    except StoreError as exc:
+        raise ModelError(f"cannot read the run at {model_dir}: {exc}") from exc
+    raise ModelError(f"{model_dir} is not a model directory: it has no {MANIFEST}")
 
 
 def write_json(path: Path, obj) -> None:
@@ -57,13 +63,16 @@ def write_manifest(directory: Path, manifest: dict) -> None:
     os.replace(partial, final)
 
 
-def resolve_model_dir(run: str | Path, store_uri: str | None = None) -> Path:
-    """A model directory as given, or the artifact directory of run id `run` in the store."""
+def resolve_model_dir(run: str | Path, store_uri: str | None = None,
+                      options: StoreOptions = StoreOptions()) -> str | Path:
+    """A model directory as given (local, or `s3://…`), or where run id `run` of the store lives."""
+    if not is_local(str(run)):
+        return str(run)
     path = Path(run)
     if (path / MANIFEST).is_file():
         return path
     from featurestore.registry import get_model_record
     from featurestore.store import Store
 
-    record = get_model_record(Store.open(store_uri, create=False), str(run))
-    return Path(record.artifact_path)
+    record = get_model_record(Store.open(store_uri, create=False, options=options), str(run))
+    return Path(record.artifact_path) if is_local(record.artifact_path) else record.artifact_path

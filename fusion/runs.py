@@ -8,6 +8,8 @@ registry row is written, so a run listed in `models` is always complete and an
 interrupted save leaves no half-registered run (a killed one leaves at most a
 `.partial-` directory, which `chromatic doctor` finds). Before the rename the
 run pins the table versions it read (featurestore/pins.py).
+Files are written in a local directory (the store itself when it is local,
+its cache otherwise) and published to the store's URI before the registry row.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from fusion.layout import (
     MANIFEST,
     METRICS,
     REPORT,
+    RUNS_DIR,
     VAL_PREDICTIONS,
     WEIGHTS,
     is_complete_run,
@@ -140,9 +143,14 @@ def _register(store: Store, run_id: str, directory: Path, manifest: dict, conten
         feature_tables={i["table"]: i["lance_version"] for i in manifest["inputs"]},
         config=contents.train_config,
         metrics=contents.metrics["overall"],
-        artifact_path=str(directory),
+        artifact_path=publish_run(store, run_id, directory),
     )
     put_model_record(store, record)
+
+
+def publish_run(store: Store, run_id: str, directory: Path) -> str:
+    """Put a run's local files at the store's URI (nothing to copy for a local store); returns where."""
+    return store.publish(directory, RUNS_DIR, run_id)
 
 
 def build_manifest(run_id: str, contents: RunContents) -> dict:
@@ -199,12 +207,16 @@ def write_val_predictions(path: Path, pred: Predictions, fused: torch.Tensor) ->
 
 
 def load_run(store: Store, run_id: str) -> Run:
-    """A stored run with its model rebuilt from `model.pt` (eval mode)."""
-    directory = run_dir(store, run_id, create=False)
-    if not is_complete_run(directory):
+    """A stored run with its model rebuilt from `model.pt` (eval mode); fetched first from an object store."""
+    return load_run_dir(fetch_run_dir(store, run_id))
+
+
+def fetch_run_dir(store: Store, run_id: str) -> Path:
+    """A local directory holding the run's files: the store's own, or a fresh copy in its cache."""
+    if not all(store.files.exists(RUNS_DIR, run_id, name) for name in (MANIFEST, WEIGHTS)):
         known = ", ".join(r.run_id for r in list_model_records(store)) or "(none)"
-        raise ModelError(f"no complete run {run_id!r} under {directory.parent}; known runs: {known}")
-    return load_run_dir(directory)
+        raise ModelError(f"no complete run {run_id!r} under {store.files.uri(RUNS_DIR)}; known runs: {known}")
+    return store.files.download(run_dir(store, run_id), RUNS_DIR, run_id)
 
 
 def load_run_dir(directory: Path) -> Run:

@@ -41,6 +41,7 @@ from fusion.candidates import (
     target_color,
     text_or_none,
 )
+from featurestore.objectstore import StoreOptions, files_at, is_local
 from fusion.errors import ModelError
 from fusion.layout import HEADS, read_manifest, resolve_model_dir
 
@@ -49,18 +50,23 @@ TEXT_INPUTS = ("lyrics", "concept")
 
 
 class ChromaticScorer:
-    def __init__(self, model_dir: str | Path, device: str = "cpu", threads: int = 1):
-        self.model_dir = Path(model_dir)
-        self.manifest = read_manifest(self.model_dir)
+    """`model_dir`: a run directory, local or at an object-store URI (`s3://…/models/<run_id>`)."""
+
+    def __init__(self, model_dir: str | Path, device: str = "cpu", threads: int = 1,
+                 options: StoreOptions | None = None):
+        self.model_dir = Path(model_dir) if is_local(str(model_dir)) else str(model_dir)
+        files = files_at(model_dir, options)
+        self.manifest = read_manifest(self.model_dir, files)
         self.export = self.manifest.get("export") or {}
-        if not self.export or not (self.model_dir / self.export["file"]).is_file():
+        if not self.export or not files.exists(self.export["file"]):
             raise ModelError(
                 f"{self.model_dir} has no ONNX export; run `chromatic export {self.manifest.get('run_id', 'RUN')}`"
             )
-        self.run_id = self.manifest.get("run_id", self.model_dir.name)
+        self.run_id = self.manifest.get("run_id", str(model_dir).rstrip("/").rsplit("/", 1)[-1])
         self.device = device
         self.inputs: dict[str, dict] = {record["name"]: record for record in self.manifest["inputs"]}
-        self.session = _session(self.model_dir / self.export["file"], threads)
+        # Bytes, not a path: the export is self-contained, and a run in a bucket needs no local copy.
+        self.session = _session(files.read_bytes(self.export["file"]), files.uri(self.export["file"]), threads)
         self._encoders: dict[str, Encoder] = {}
         self._text_cache: dict[tuple[str, str], np.ndarray | str] = {}
         for name, record in self.inputs.items():
@@ -188,7 +194,7 @@ class ChromaticScorer:
         return dict(zip(HEADS, outputs))
 
 
-def _session(path: Path, threads: int):
+def _session(model: bytes, where: str, threads: int):
     """One intra-op thread by default: a batch of 50 piano rolls is a few ms on one core, and extra
     (spinning) threads only fight the encoders and other work for the CPU (3x slower on a busy box)."""
     import onnxruntime
@@ -197,9 +203,9 @@ def _session(path: Path, threads: int):
     options.intra_op_num_threads = max(1, int(threads))
     options.inter_op_num_threads = 1
     try:
-        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
-        raise ModelError(f"onnxruntime cannot load {path}: {exc}; re-export the run (`chromatic export`)") from exc
+        raise ModelError(f"onnxruntime cannot load {where}: {exc}; re-export the run (`chromatic export`)") from exc
 
 
 @dataclass(frozen=True)
@@ -213,6 +219,7 @@ class ScoreFilesRequest:
     lyrics: str | None = None
     concept: str | None = None
     store_uri: str | None = None
+    options: StoreOptions = StoreOptions()
 
 
 def score_files(request: ScoreFilesRequest) -> list[ScoreResult]:
@@ -232,7 +239,8 @@ def score_files(request: ScoreFilesRequest) -> list[ScoreResult]:
         )
         for i in range(count)
     ]
-    scorer = ChromaticScorer(resolve_model_dir(request.run, request.store_uri))
+    scorer = ChromaticScorer(resolve_model_dir(request.run, request.store_uri, request.options),
+                             options=request.options)
     return scorer.score_batch(candidates, target=request.target, concept=request.concept)
 
 

@@ -28,7 +28,7 @@ from fusion.errors import ModelError
 from fusion.export import export_onnx
 from fusion.metrics import Predictions, compute_metrics
 from fusion.model import FUSIONS, HEAD_SIZES, FusionConfig, FusionModel, InputSpec
-from fusion.runs import RunContents, load_run, new_run_id, save_run
+from fusion.runs import RunContents, load_run, new_run_id, publish_run, save_run
 
 ProgressFn = Callable[[dict], None]  # called once per epoch with that epoch's history row
 
@@ -111,6 +111,7 @@ def _train(store: Store, inputs: dict[str, str], config: TrainConfig, progress: 
     run_dir = save_run(store, run_id, contents)
     if config.export_onnx:  # after save_run: a failed export leaves the run intact for `chromatic export`
         export_onnx(run_dir)
+        publish_run(store, run_id, run_dir)
     return TrainResult(run_id, run_dir, metrics, history, summary)
 
 

@@ -22,3 +22,57 @@ def tiny_store(tmp_path):
     from tinydata import build_tiny_store
 
     return build_tiny_store(tmp_path / "store")
+
+
+# -- object store and Ray cluster on loopback (shared by the scale-out tests) ------------
+S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """moto's S3-compatible server on 127.0.0.1 (a free port), for the whole session."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_endpoint, monkeypatch):
+    """AWS_* variables pointing at the loopback server (seen by Lance, boto3 and child processes)."""
+    env = {**S3_ENV, "AWS_ENDPOINT_URL": s3_endpoint, "AWS_ALLOW_HTTP": "true"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+@pytest.fixture
+def s3_uri(s3_env, request):
+    """A fresh bucket per test; the store lives under a prefix in it."""
+    import uuid
+
+    import boto3
+
+    bucket = f"t-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_env["AWS_ENDPOINT_URL"]).create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/store"
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray cluster for the session (start-up costs seconds); workers import the repo and tests."""
+    import ray
+
+    root = Path(__file__).resolve().parent
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(root.parent), str(root), *filter(None, [os.environ.get("PYTHONPATH")])]
+    )
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()

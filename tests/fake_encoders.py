@@ -122,3 +122,22 @@ class FakeBuggy(Encoder):
 
     def encode_batch(self, prepared):
         return np.zeros((len(prepared), 1), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class FakeSlowAudioConfig(FakeAudioConfig):
+    delay_s: float = 0.0
+    pid_dir: str = ""  # each process that encodes writes `<pid>` here (so a test can kill it)
+
+
+@register("fake_slow_audio")
+class FakeSlowAudio(FakeAudio):
+    """fake_audio that takes its time and says which processes ran it (config, so it reaches Ray actors)."""
+
+    config_cls = FakeSlowAudioConfig
+
+    def encode_batch(self, prepared: list[np.ndarray]) -> np.ndarray:
+        if self.config.pid_dir:
+            open(os.path.join(self.config.pid_dir, str(os.getpid())), "w").close()
+        time.sleep(self.config.delay_s)
+        return np.stack(prepared).astype(np.float32)
