@@ -44,9 +44,11 @@ def s3_endpoint():
 
 
 @pytest.fixture
-def s3_env(s3_endpoint, monkeypatch):
-    """AWS_* variables pointing at the loopback server (seen by Lance, boto3 and child processes)."""
-    env = {**S3_ENV, "AWS_ENDPOINT_URL": s3_endpoint, "AWS_ALLOW_HTTP": "true"}
+def s3_env(s3_endpoint, monkeypatch, tmp_path):
+    """AWS_* variables pointing at the loopback server (seen by Lance, boto3 and child processes),
+    and a local state directory (an object store's cache) in tmp."""
+    env = {**S3_ENV, "AWS_ENDPOINT_URL": s3_endpoint, "AWS_ALLOW_HTTP": "true",
+           "CHROMATIC_STATE_DIR": str(tmp_path / "state")}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
