@@ -35,6 +35,9 @@ ModalityDropoutOpt = Annotated[
     Optional[float],
     typer.Option(min=0.0, max=0.99, help="Per-sample chance of hiding each present input in training."),
 ]
+FoldsOpt = Annotated[Optional[int], typer.Option(
+    min=1, help="1: one held-out split (--val-fraction); K > 1: song-grouped K-fold, one run per fold, "
+    "metrics as mean ± sd over folds.")]
 SoloDropoutOpt = Annotated[
     Optional[float],
     typer.Option(min=0.0, max=1.0, help="Per-sample chance of keeping only one present input in training."),
@@ -315,6 +318,7 @@ def train_command(
     val_fraction: Annotated[
         Optional[float], typer.Option(help="Share of each colour's songs held out for validation.")
     ] = None,
+    folds: FoldsOpt = None,
     modality_dropout: ModalityDropoutOpt = None,
     solo_dropout: SoloDropoutOpt = None,
     device: DeviceOpt = None,
@@ -328,30 +332,40 @@ def train_command(
 
     Example: chromatic train --audio clap:v1 --midi pianoroll:v2 --lyrics minilm:v1 --concept minilm:v1
     """
-    from fusion.train import TrainConfig, train
+    from fusion.train import TrainConfig, train_folds
 
     inputs = {k: v for k, v in {"audio": audio, "midi": midi, "lyrics": lyrics, "concept": concept}.items() if v}
     config = TrainConfig(**given(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
-                                 val_fraction=val_fraction, seed=seed, fusion=fusion, device=device, threads=threads,
-                                 modality_dropout=modality_dropout, solo_dropout=solo_dropout))
-    result = train(open_store(store, create=False), inputs, config,
-                   progress=lambda row: render.print_epoch(row, config.epochs))
-    render.print_train_result(result, as_json=json_out)
+                                 val_fraction=val_fraction, folds=folds, seed=seed, fusion=fusion, device=device,
+                                 threads=threads, modality_dropout=modality_dropout, solo_dropout=solo_dropout))
+    results = train_folds(open_store(store, create=False), inputs, config,
+                          progress=lambda row: render.print_epoch(row, config.epochs))
+    if len(results) == 1:
+        render.print_train_result(results[0], as_json=json_out)
+    else:
+        render.print_fold_results(results, as_json=json_out)
 
 
 @app.command("eval")
 @friendly_errors
 def eval_command(
-    run_id: Annotated[str, typer.Argument(help="Run id printed by `chromatic train` (run-YYYYmmdd-HHMMSS-xxxxxx).")],
+    run_ids: Annotated[list[str], typer.Argument(
+        help="Run id(s) printed by `chromatic train` (run-YYYYmmdd-HHMMSS-xxxxxx); give the K fold runs of "
+        "`train --folds K` or `compare --folds K` for their mean ± sd.")],
     store: StoreOpt = None,
     json_out: JsonOpt = False,
 ):
-    """Re-compute a run's validation metrics from the store at the recorded Lance versions."""
+    """Re-compute runs' validation metrics (and the MIDI-candidate view) from the store at the recorded Lance versions."""
     from fusion.train import evaluate_run
 
-    result = evaluate_run(open_store(store, create=False), run_id)
-    render.warn_moved_tables(result.moved_tables)
-    render.print_eval_result(result, as_json=json_out)
+    handle = open_store(store, create=False)
+    results = [evaluate_run(handle, run_id) for run_id in run_ids]
+    for result in results:
+        render.warn_moved_tables(result.moved_tables)
+    if len(results) == 1:
+        render.print_eval_result(results[0], as_json=json_out)
+    else:
+        render.print_eval_folds(results, as_json=json_out)
 
 _VERSIONS_HELP = "Comma list of ENCODER:VERSION to try for {}; 'none' = leave it out."
 
@@ -373,12 +387,17 @@ def compare_command(
     concept: Annotated[Optional[str], typer.Option(help=_VERSIONS_HELP.format("concept"))] = None,
     epochs: Annotated[Optional[int], typer.Option(min=1, help="Epochs per combination.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the song split and training.")] = None,
+    folds: FoldsOpt = None,
     modality_dropout: ModalityDropoutOpt = None,
     solo_dropout: SoloDropoutOpt = None,
     store: StoreOpt = None,
     json_out: JsonOpt = False,
 ):
-    """Train one model per combination of versions (same split and seed) and compare accuracies.
+    """Train one model per combination of versions (same split or folds, same seed) and compare them.
+
+    Reports full-row accuracies, the no-lyrics subset, and the MIDI-candidate view (each validation row with
+    MIDI scored with MIDI alone, as the scorer does): colour accuracy, ranking AUC, calibration error; with
+    --folds K, mean ± sd over K song-grouped folds. Collapsed models (a constant fitness function) are flagged.
 
     Example: chromatic compare --audio clap:v1,mert:v1,none --midi pianoroll:v1,pianoroll:v2
     --lyrics minilm:v1 --concept minilm:v1 --epochs 30
@@ -388,9 +407,9 @@ def compare_command(
 
     options = {"audio": audio, "midi": midi, "lyrics": lyrics, "concept": concept}
     grid = {name: _version_list(value) for name, value in options.items() if value is not None}
-    config = TrainConfig(**given(epochs=epochs, seed=seed, modality_dropout=modality_dropout,
+    config = TrainConfig(**given(epochs=epochs, seed=seed, folds=folds, modality_dropout=modality_dropout,
                                  solo_dropout=solo_dropout), threads=1)
-    progress = render.CompareProgress(config.epochs)
+    progress = render.CompareProgress(config.epochs * config.folds)
     with progress.bar:
         rows = compare(open_store(store, create=False), grid, config, progress=progress)
     render.print_compare(rows, config.seed, as_json=json_out)

@@ -3,6 +3,8 @@
 A run is `<store>/_chromatic/models/<run_id>/` (at the store's URI, `s3://…` included) holding `model.pt` (state_dict +
 FusionConfig), `manifest.json` (everything needed to rebuild the inputs
 exactly), `metrics.json`, `history.json`, `val_predictions.parquet`,
+`val_midi_candidates.parquet` (models with a MIDI input: the validation rows
+with MIDI, scored with MIDI alone as the scorer scores a candidate),
 `report.png` and, once exported, `model.onnx`. The model's heads and their
 label order come from the taxonomy.
 """
@@ -21,6 +23,7 @@ from fusion.errors import ModelError
 RUNS_DIR = "models"
 WEIGHTS, MANIFEST, METRICS, HISTORY = "model.pt", "manifest.json", "metrics.json", "history.json"
 VAL_PREDICTIONS, REPORT, ONNX_FILE = "val_predictions.parquet", "report.png", "model.onnx"
+VAL_MIDI_CANDIDATES = "val_midi_candidates.parquet"
 
 # head -> its labels in output order: one head per taxonomy dimension, then the colour.
 HEAD_LABELS: dict[str, tuple[str, ...]] = {**{d: MODES[d] for d in DIMENSIONS}, "color": COLORS}

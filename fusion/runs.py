@@ -39,6 +39,7 @@ from fusion.layout import (
     METRICS,
     REPORT,
     RUNS_DIR,
+    VAL_MIDI_CANDIDATES,
     VAL_PREDICTIONS,
     WEIGHTS,
     is_complete_run,
@@ -67,6 +68,7 @@ class RunContents:
     metrics: dict
     history: list[dict]
     summary: dict
+    candidates: tuple[Predictions, torch.Tensor] | None = None  # the MIDI-candidate view and its fused embeddings
 
 
 @dataclass
@@ -133,6 +135,8 @@ def _write_artifacts(directory: Path, manifest: dict, contents: RunContents) -> 
     write_json(directory / METRICS, contents.metrics)
     write_json(directory / HISTORY, contents.history)
     write_val_predictions(directory / VAL_PREDICTIONS, contents.pred, contents.fused)
+    if contents.candidates is not None:
+        write_val_predictions(directory / VAL_MIDI_CANDIDATES, *contents.candidates)
     write_report(directory / REPORT, contents.history, contents.pred, contents.metrics)
 
 
@@ -180,12 +184,15 @@ def build_manifest(run_id: str, contents: RunContents) -> dict:
         "split": {
             "by": "song_id",
             "val_fraction": contents.train_config["val_fraction"],
+            "folds": contents.train_config.get("folds", 1),
+            "fold": summary.pop("fold", 0),
             "seed": contents.train_config["seed"],
             "val_songs": summary.pop("val_songs"),
         },
         "data": summary,
         "artifacts": {"weights": WEIGHTS, "metrics": METRICS, "history": HISTORY,
-                      "val_predictions": VAL_PREDICTIONS, "report": REPORT},
+                      "val_predictions": VAL_PREDICTIONS, "report": REPORT,
+                      **({"val_midi_candidates": VAL_MIDI_CANDIDATES} if contents.candidates is not None else {})},
     }
 
 
