@@ -321,6 +321,9 @@ def train_command(
     folds: FoldsOpt = None,
     modality_dropout: ModalityDropoutOpt = None,
     solo_dropout: SoloDropoutOpt = None,
+    preset: Annotated[Optional[str], typer.Option(
+        help="A named recipe that sets the inputs (and its training settings): 'scorer' trains the model "
+        "to score MIDI candidates with.")] = None,
     device: DeviceOpt = None,
     threads: Annotated[
         Optional[int], typer.Option(min=0, help="Torch CPU threads (0: one per core; 1 is faster on a busy shared CPU).")
@@ -331,6 +334,9 @@ def train_command(
     """Train a fusion model on stored feature tables; writes a run (weights, manifest, metrics, report).
 
     Example: chromatic train --audio clap:v1 --midi pianoroll:v2 --lyrics minilm:v1 --concept minilm:v1
+
+    The model to score MIDI candidates with: chromatic train --preset scorer (after
+    chromatic encode --encoder midistats --version v1).
     """
     from fusion.train import TrainConfig, train_folds
 
@@ -338,12 +344,27 @@ def train_command(
     config = TrainConfig(**given(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
                                  val_fraction=val_fraction, folds=folds, seed=seed, fusion=fusion, device=device,
                                  threads=threads, modality_dropout=modality_dropout, solo_dropout=solo_dropout))
+    if preset is not None:
+        inputs, config = _apply_preset(preset, inputs, config)
     results = train_folds(open_store(store, create=False), inputs, config,
                           progress=lambda row: render.print_epoch(row, config.epochs))
     if len(results) == 1:
         render.print_train_result(results[0], as_json=json_out)
     else:
         render.print_fold_results(results, as_json=json_out)
+
+
+def _apply_preset(name: str, inputs: dict, config):
+    """A preset's inputs and settings; refuses --audio/--midi/... beside it (the preset decides the inputs)."""
+    from dataclasses import replace
+
+    from featurestore.errors import ModelError
+    from fusion.presets import preset
+
+    if inputs:
+        raise ModelError(f"--preset {name} sets the inputs itself; leave out {', '.join('--' + k for k in inputs)}")
+    chosen = preset(name)
+    return dict(chosen.inputs), replace(config, **chosen.overrides)
 
 
 @app.command("eval")

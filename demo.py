@@ -1,7 +1,8 @@
 """The main job end to end on the synthetic corpus, with no downloads.
 
 synth -> ingest -> encode (weight-free + bundled MiniLM) -> train (all inputs and
-text-only, same split) -> export/score candidates -> neighbours in a colour.
+text-only, same split) -> train the scorer preset (fusion/presets.py) -> score
+held-out MIDI candidates with it -> neighbours in a colour.
 
 `run_demo` is a generator of typed steps (below) so the CLI decides how to print;
 every step is idempotent, so re-running the demo on the same store resumes
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -27,14 +28,15 @@ from featurestore.store import Store
 from featurestore.taxonomy import canonical_color
 from fusion.candidates import ScoreResult
 from fusion.compare import compare
-from fusion.train import TrainConfig
+from fusion.presets import PRESETS, SCORER_ENCODING
+from fusion.train import TrainConfig, TrainResult, train
 from synth import SynthConfig, SynthSummary, write_corpus
 
 # (encoder, version, params, modalities): what the offline pipeline stores.
 DEMO_ENCODINGS: tuple[tuple[str, str, dict, tuple[str, ...]], ...] = (
     ("spectral", "v1", {}, ("audio",)),
     ("pianoroll", "v1", {}, ("midi",)),
-    ("midistats", "v1", {}, ("midi",)),
+    (*SCORER_ENCODING, ("midi",)),
     ("minilm", "v1", {}, ("lyrics", "concept")),
 )
 # midistats, not pianoroll, is the demo's MIDI input: on the small synthetic corpus it
@@ -88,9 +90,14 @@ class RunStep:
 
 
 @dataclass(frozen=True)
+class ScorerStep:
+    result: TrainResult  # the `train --preset scorer` run the candidates are scored with
+
+
+@dataclass(frozen=True)
 class ScoreStep:
     target: str
-    concept: str
+    run_id: str  # the scorer preset's run
     results: list[ScoreResult]  # ranked
     truth: dict[str, str]  # candidate id -> its true colour
 
@@ -103,7 +110,8 @@ class NeighborsStep:
     neighbors: list[Neighbor]
 
 
-DemoStep = SynthStep | IngestStep | InfoStep | EncodeStep | CompareStep | RunStep | ScoreStep | NeighborsStep
+DemoStep = (SynthStep | IngestStep | InfoStep | EncodeStep | CompareStep | RunStep | ScorerStep | ScoreStep
+            | NeighborsStep)
 # Opens a progress display for one encode job (e.g. render.encode_progress).
 EncodeProgressDisplay = Callable[[], AbstractContextManager[EncodeProgressFn]]
 
@@ -121,13 +129,16 @@ def run_demo(store: Store, config: DemoConfig, encode_progress: EncodeProgressDi
         with encode_progress() if encode_progress else nullcontext() as progress:
             summary = run_encode(store, job, progress=progress)
         yield EncodeStep(summary)
-    rows = compare(store, _grid(), TrainConfig(epochs=config.epochs, seed=config.seed, threads=1))
+    train_config = TrainConfig(epochs=config.epochs, seed=config.seed, threads=1)
+    rows = compare(store, _grid(), train_config)
     yield CompareStep(rows)
     best = next((r for r in rows if r["status"] == "ok" and r["inputs"] == ALL_INPUTS), None)
-    if best is None:
-        return
-    yield RunStep(best)
-    yield score_candidates(best["run_dir"], config)
+    if best is not None:
+        yield RunStep(best)
+    scorer = PRESETS["scorer"]
+    scorer_run = train(store, scorer.inputs, replace(train_config, **scorer.overrides))
+    yield ScorerStep(scorer_run)
+    yield score_candidates(scorer_run.run_dir, config)
     yield neighbours_of_one_segment(store, config)
 
 
@@ -177,17 +188,14 @@ def candidate_midis(config: DemoConfig, workdir: Path) -> list[tuple[str, str, b
 
 
 def score_candidates(run_dir: Path, config: DemoConfig) -> ScoreStep:
-    """Rank held-out synthetic MIDI candidates against the target colour (MIDI only + the song concept)."""
+    """Rank held-out synthetic MIDI candidates against the target colour, each candidate MIDI alone."""
     from fusion.scorer import ChromaticScorer
 
     picks = candidate_midis(config, Path(run_dir).parent.parent / "corpus")
     scorer = ChromaticScorer(run_dir)
-    concept = f"a song about {config.target.lower()} things"
-    results = scorer.score_batch(
-        [{"id": cid, "midi": midi} for cid, _, midi in picks], target=config.target, concept=concept
-    )
+    results = scorer.score_batch([{"id": cid, "midi": midi} for cid, _, midi in picks], target=config.target)
     truth = {cid: color for cid, color, _ in picks}
-    return ScoreStep(config.target, concept, results, truth)
+    return ScoreStep(config.target, scorer.run_id, results, truth)
 
 
 def neighbours_of_one_segment(store: Store, config: DemoConfig, k: int = 5) -> NeighborsStep:

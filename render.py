@@ -504,6 +504,9 @@ def _print_demo_step(step) -> None:
                                  COMPARE_HEADERS, compare_table_rows(step.rows)))
     elif isinstance(step, demo.RunStep):
         console.print(f"model run {step.row['run_id']}: report image {Path(step.row['run_dir']) / REPORT}")
+    elif isinstance(step, demo.ScorerStep):
+        console.print(f"scorer model (chromatic train --preset scorer): {step.result.run_id}")
+        _print_fitness(step.result.metrics)
     elif isinstance(step, demo.ScoreStep):
         _print_demo_scores(step)
     elif isinstance(step, demo.NeighborsStep):
@@ -516,5 +519,5 @@ def _print_demo_scores(step) -> None:
     rows = [[r.rank, r.id, step.truth.get(r.id), r.match, r.predicted_color, r.p_target, r.error]
             for r in step.results]
     headers = ["rank", "candidate (held-out song)", "true colour", "match", "predicted", f"p({target})", "error"]
-    console.print(rich_table(f"6. score: MIDI candidates ranked against {target} (concept: {step.concept!r})",
-                             headers, rows))
+    console.print(rich_table(f"6. score: MIDI candidates ranked against {target} by the scorer preset "
+                             f"({step.run_id}, MIDI alone)", headers, rows))
