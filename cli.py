@@ -358,7 +358,7 @@ def _apply_preset(name: str, inputs: dict, config):
     """A preset's inputs and settings; refuses --audio/--midi/... beside it (the preset decides the inputs)."""
     from dataclasses import replace
 
-    from featurestore.errors import ModelError
+    from fusion.errors import ModelError
     from fusion.presets import preset
 
     if inputs:

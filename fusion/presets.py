@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from featurestore.errors import ModelError
+from fusion.errors import ModelError
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from tinydata import midi_bytes
 
 def test_train_preset_scorer_trains_the_midi_model_the_scorer_uses(tiny_store):
     encoder, version, params = SCORER_ENCODING
-    run_encode(tiny_store, EncodeConfig(encoder, version, params, workers=0), progress=False)
+    run_encode(tiny_store, EncodeConfig(encoder, version, params, workers=0))
     runner = CliRunner()
     done = runner.invoke(app, ["train", "--preset", "scorer", "--epochs", "2", "--store", tiny_store.uri, "--json"])
     assert done.exit_code == 0, done.output

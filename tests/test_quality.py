@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from featurestore.errors import ModelError
+from fusion.errors import ModelError
 from featurestore.taxonomy import COLORS, DIMENSIONS, MODES
 from fusion.dataset import song_folds, split_by_song
 from fusion.folds import aggregate, mean_sd_text, run_summary
