@@ -286,9 +286,9 @@ def print_fold_results(results, as_json: bool = False) -> None:
 
 
 def print_fold_summary(title: str, summary: dict) -> None:
-    from fusion.folds import SUMMARY_KEYS, mean_sd_text
+    from fusion.folds import COUNT_KEYS, SUMMARY_KEYS, mean_sd_text
 
-    rows = [[key, summary[key] if key.endswith("n") else mean_sd_text(summary[key], summary.get(f"{key}_sd"))]
+    rows = [[key, summary[key] if key in COUNT_KEYS else mean_sd_text(summary[key], summary.get(f"{key}_sd"))]
             for key in SUMMARY_KEYS]
     console.print(rich_table(title, ["metric", "value"], rows))
     if summary.get("collapsed"):
