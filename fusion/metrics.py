@@ -209,6 +209,10 @@ def compute_metrics(pred: Predictions, candidates: Predictions | None = None) ->
             "collapsed": collapsed}
 
 
+def _rounded(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None else round(value, digits)
+
+
 def fitness_block(pred: Predictions) -> dict:
     """Colour accuracy, ranking AUC, calibration and collapse of `pred` as a fitness function."""
     color_true = np.asarray(pred.targets["color"])
@@ -217,9 +221,11 @@ def fitness_block(pred: Predictions) -> dict:
         "n": len(pred),
         "color_acc": float((color_true == color_pred).mean()) if len(pred) else None,
         "color_macro_f1": macro_f1(color_true, color_pred),
-        "ranking_auc": ranking_auc(pred.probs, pred.colors),
-        "color_ece": expected_calibration_error(pred.probs["color"], color_true),
-        "match_spread": match_spread(pred.probs),
+        # Rounded: these read probabilities, whose last bits depend on how rows were batched (and a
+        # compacted table returns rows in another order), so `eval` could otherwise differ in the 16th digit.
+        "ranking_auc": _rounded(ranking_auc(pred.probs, pred.colors)),
+        "color_ece": _rounded(expected_calibration_error(pred.probs["color"], color_true)),
+        "match_spread": _rounded(match_spread(pred.probs)),
         "colours_predicted": len(set(color_pred.tolist())),
         "collapse": collapse_reasons(pred.probs, pred.colors),
     }
