@@ -10,7 +10,6 @@ from fusion.train import TrainConfig
 from tinydata import write_feature_table
 
 
-
 def validation_songs(run_dir) -> set[str]:
     """The validation songs a run recorded in its manifest."""
     manifest = json.loads((run_dir / "manifest.json").read_text())

@@ -160,3 +160,18 @@ def write_feature_table(
         fingerprint=f"test-{name}-{seed}", code_version="test", state="complete", rows=len(rows),
         present=n_present, absent=len(rows) - n_present,
     ))
+
+
+EXPLORER_INPUTS = ({"audio": "fake:v1"}, {"audio": "fake:v1", "lyrics": "fake:v1"})
+
+
+def build_explorer_store(path, epochs: int = 3):
+    """A tiny store with two registered feature tables and one trained run per EXPLORER_INPUTS entry."""
+    from fusion.train import TrainConfig, train
+
+    store = build_tiny_store(path)
+    write_feature_table(store, "audio", "fake:v1", "has_audio", seed=1)
+    write_feature_table(store, "lyrics", "fake:v1", "has_lyrics", seed=2)
+    config = TrainConfig(epochs=epochs, batch_size=16, patience=2, seed=0, threads=1, export_onnx=False)
+    runs = [train(store, inputs, config).run_id for inputs in EXPLORER_INPUTS]
+    return store, runs
