@@ -38,6 +38,7 @@ def curves_figure(history: list[dict]) -> dict:
         points = [(row["epoch"], row[key]) for row in history if row.get(key) is not None]
         figure.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], name=name,
                                     mode="lines+markers", yaxis=axis))
+    figure.update_xaxes(dtick=1)  # epochs are whole numbers
     figure.update_layout(title="training curves", xaxis_title="epoch", yaxis_title="loss",
                          yaxis2=dict(title="accuracy", overlaying="y", side="right", range=[0, 1.05]),
                          height=380, margin=dict(l=60, r=60, t=50, b=50), legend=dict(orientation="h", y=-0.25))

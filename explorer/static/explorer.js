@@ -197,7 +197,7 @@ function metricsTable(metrics) {
   const keys = ["n", "temporal_acc", "spatial_acc", "ontological_acc", "mode_acc", "color_acc", "color_macro_f1"];
   return el("table", {}, el("tr", {}, el("th", {}, "rows"), ...keys.map((k) => el("th", {}, k))),
             ...blocks.map(([label, block]) => el("tr", {}, el("td", {}, label),
-                                                ...keys.map((k) => el("td", {}, fmt(block[k]))))));
+                                                ...keys.map((k) => el("td", {}, k === "n" ? block[k] : fmt(block[k]))))));
 }
 
 async function showRun(runId) {
