@@ -32,6 +32,8 @@ KNN_CHUNK = 1024
 PROJECT_ABOVE_DIM = 2048
 PROJECTED_DIM = 1024
 MAP_MAX_POINTS = 5000
+# Matrices this narrow (or short) get an exact SVD; the randomized one needs room for its oversamples.
+EXACT_PCA_BELOW = 16
 SEED = 0
 # White points vanish on a white background and black ones hide overlaps: outline both.
 OUTLINED_COLORS = ("Black", "White")
@@ -185,13 +187,24 @@ def _pct(knn: dict) -> str:
 
 # -- 2-D map -----------------------------------------------------------------------------
 def pca_coords(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """[n, 2] first two principal components of the rows (as unit vectors) and every component's variance share."""
+    """[n, 2] coordinates on the first two principal components of the rows (as unit vectors), and their variance shares.
+
+    Only the two components drawn are computed (seeded randomized SVD with power iterations):
+    a full SVD of 3000 x 512 took 15 s on a loaded 2-core machine, this 0.2-0.8 s (BENCHMARKS.md).
+    """
     points = _unit_rows(matrix)
     centred = points - points.mean(axis=0)
-    _, singular, components = np.linalg.svd(centred, full_matrices=False)
-    coords = centred @ components[:2].T
+    total = max(float((centred.astype(np.float64) ** 2).sum()), 1e-12)
+    if min(centred.shape) <= EXACT_PCA_BELOW:
+        _, singular, components = np.linalg.svd(centred, full_matrices=False)
+        singular, components = singular[:2], components[:2]
+    else:
+        from sklearn.utils.extmath import randomized_svd
+
+        _, singular, components = randomized_svd(centred, 2, n_oversamples=20, n_iter=10, random_state=SEED)
+    coords = centred @ components.T
     coords = np.pad(coords, ((0, 0), (0, 2 - coords.shape[1])))  # a 1-d space still gets a map
-    return coords, singular**2 / max(float((singular**2).sum()), 1e-12)
+    return coords, singular**2 / total
 
 
 def pca_map(matrix: np.ndarray, colors: np.ndarray, out_png: Path, title: str) -> dict:
