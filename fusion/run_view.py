@@ -69,9 +69,9 @@ def load_run_view(store: Store, run_id: str) -> RunView:
     if not predictions.exists():
         raise ModelError(f"run {run_id} has no {predictions.name} in {directory}; re-train it to view its predictions")
     rows = pq.read_table(predictions, columns=["segment_id", "song_id", "color", "color_probs", *_mode_probs()])
-    truth = _mode_truth(store, rows.column("segment_id").to_pylist())
-    confusion = _confusions(rows, truth)
-    wrong = _wrong_rows(rows)
+    labels = _segment_rows(store, rows.column("segment_id").to_pylist())
+    confusion = _confusions(rows, _mode_truth(labels, rows.column("segment_id").to_pylist()))
+    wrong = [{**row, "has_audio": bool(labels.get(row["segment_id"], {}).get("has_audio"))} for row in _wrong_rows(rows)]
     return RunView(run_id, directory, manifest, metrics, history, confusion, wrong[:MAX_WRONG_ROWS], len(wrong))
 
 
@@ -90,12 +90,15 @@ def _probs(rows, column: str) -> np.ndarray:
     return np.asarray(values.flatten(), dtype=np.float32).reshape(len(values), values.type.list_size)
 
 
-def _mode_truth(store: Store, segment_ids: list[str]) -> dict[str, np.ndarray]:
+def _segment_rows(store: Store, segment_ids: list[str]) -> dict[str, dict]:
+    if not segment_ids:
+        return {}
+    found = store.read(SEGMENTS, ["segment_id", "has_audio", *DIMENSIONS], where=sql_in("segment_id", segment_ids))
+    return {row["segment_id"]: row for row in found.to_pylist()}
+
+
+def _mode_truth(labels: dict[str, dict], segment_ids: list[str]) -> dict[str, np.ndarray]:
     """Single-mode target index per dimension (-1: no single answer, or the segment is gone)."""
-    labels = {}
-    if segment_ids:
-        found = store.read(SEGMENTS, ["segment_id", *DIMENSIONS], where=sql_in("segment_id", segment_ids))
-        labels = {row["segment_id"]: row for row in found.to_pylist()}
     truth = {}
     for dimension in DIMENSIONS:
         truth[dimension] = np.array([_single(dimension, labels.get(sid, {}).get(dimension)) for sid in segment_ids],

@@ -186,6 +186,8 @@ def test_runs_list_view_and_side_by_side(served):
     assert np.trace(color) / color.sum() == pytest.approx(metrics["overall"]["color_acc"])
     assert view["wrong_total"] == color.sum() - np.trace(color) == len(view["wrong"])
     assert all(w["predicted"] != w["color"] for w in view["wrong"])
+    meta = segments_by_id(store)
+    assert all(w["has_audio"] == meta[w["segment_id"]]["has_audio"] for w in view["wrong"])
     assert {"curves", "color_confusion", "temporal_confusion"} <= set(view["figures"])
     assert len(view["figures"]["curves"]["data"][0]["x"]) == len(view["history"])
     side = get_json(url, "/api/compare", run=runs)

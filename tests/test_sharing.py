@@ -127,3 +127,18 @@ def test_version_store_before_the_command_and_ingest_help(tmp_path, no_store_env
     assert code == 0 and all(column in text for column in (*MANIFEST_REQUIRED, *MANIFEST_OPTIONAL))
     readme = README.read_text()
     assert all(f"`{column}`" in readme for column in (*MANIFEST_REQUIRED, *MANIFEST_OPTIONAL))
+
+
+def test_ingest_summary_names_segments_that_lost_a_modality(tmp_path, no_store_env):
+    from test_ingest import write_folder
+
+    write_folder(tmp_path / "songs")
+    code, output = invoke("--store", str(tmp_path / "store"), "ingest", str(tmp_path / "songs"))
+    text = " ".join(output.split())
+    assert code == 0 and "e.g. fd lost audio" in text and "missing.wav" in text
+    code, output = invoke("--store", str(tmp_path / "store"), "ingest", str(tmp_path / "songs"), "--json")
+    summary = json.loads(output)
+    assert [(d["segment_id"], d["dropped"]) for d in summary["dropped_examples"]] == [("fd", "audio")]
+    lines = [json.loads(line) for line in Path(summary["rejects_path"]).read_text().splitlines()]
+    assert [(ln["segment_id"], ln.get("dropped"), ln.get("reason")) for ln in lines] == [
+        ("fe", None, "unknown colour"), ("fd", "audio", None)]

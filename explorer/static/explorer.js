@@ -210,7 +210,7 @@ async function showRun(runId) {
     const wrong = el("table", {}, el("tr", {}, ...["segment", "true", "predicted", "confidence", "listen"].map((h) => el("th", {}, h))),
       ...run.wrong.map((w) => el("tr", {}, el("td", {}, w.segment_id), el("td", {}, swatch(w.color), w.color),
                                  el("td", {}, swatch(w.predicted), w.predicted), el("td", {}, fmt(w.confidence)),
-                                 el("td", {}, audioPlayer(w.segment_id, true)))));
+                                 el("td", {}, audioPlayer(w.segment_id, w.has_audio)))));
     target.replaceChildren(el("h2", {}, runId), el("p", {}, `inputs: ${inputsText(run.inputs)} · best epoch ${run.best_epoch}`),
                            metricsTable(run.metrics), figures,
                            el("h3", {}, `validation rows with the wrong colour (${run.wrong.length} of ${run.wrong_total})`), wrong);
