@@ -324,15 +324,19 @@ def versions_command(store: StoreOpt = None, json_out: JsonOpt = False):
 # == fusion: train, eval, compare ===============================================
 
 _SPEC_HELP = "ENCODER:VERSION of the {} feature table, e.g. {}; leave out to train without it."
+AudioSpecOpt = Annotated[Optional[str], typer.Option(help=_SPEC_HELP.format("audio", "clap:v1"))]
+MidiSpecOpt = Annotated[Optional[str], typer.Option(help=_SPEC_HELP.format("MIDI", "pianoroll:v2"))]
+LyricsSpecOpt = Annotated[Optional[str], typer.Option(help=_SPEC_HELP.format("lyrics", "minilm:v1"))]
+ConceptSpecOpt = Annotated[Optional[str], typer.Option(help=_SPEC_HELP.format("concept", "minilm:v1"))]
 
 
 @app.command("train")
 @friendly_errors
 def train_command(
-    audio: Annotated[Optional[str], typer.Option(help=_SPEC_HELP.format("audio", "clap:v1"))] = None,
-    midi: Annotated[Optional[str], typer.Option(help=_SPEC_HELP.format("MIDI", "pianoroll:v2"))] = None,
-    lyrics: Annotated[Optional[str], typer.Option(help=_SPEC_HELP.format("lyrics", "minilm:v1"))] = None,
-    concept: Annotated[Optional[str], typer.Option(help=_SPEC_HELP.format("concept", "minilm:v1"))] = None,
+    audio: AudioSpecOpt = None,
+    midi: MidiSpecOpt = None,
+    lyrics: LyricsSpecOpt = None,
+    concept: ConceptSpecOpt = None,
     fusion: Annotated[
         Optional[str], typer.Option(help="concat (late concatenation) or gated (per-sample input weights).")
     ] = None,
@@ -384,6 +388,7 @@ def eval_command(
     render.warn_moved_tables(result.moved_tables)
     render.print_eval_result(result, as_json=json_out)
 
+
 def _given_inputs(audio: str | None, midi: str | None, lyrics: str | None, concept: str | None) -> dict[str, str]:
     return {k: v for k, v in {"audio": audio, "midi": midi, "lyrics": lyrics, "concept": concept}.items() if v}
 
@@ -391,10 +396,10 @@ def _given_inputs(audio: str | None, midi: str | None, lyrics: str | None, conce
 @app.command("frame")
 @friendly_errors
 def frame_command(
-    audio: Annotated[Optional[str], typer.Option(help=_SPEC_HELP.format("audio", "clap:v1"))] = None,
-    midi: Annotated[Optional[str], typer.Option(help=_SPEC_HELP.format("MIDI", "pianoroll:v2"))] = None,
-    lyrics: Annotated[Optional[str], typer.Option(help=_SPEC_HELP.format("lyrics", "minilm:v1"))] = None,
-    concept: Annotated[Optional[str], typer.Option(help=_SPEC_HELP.format("concept", "minilm:v1"))] = None,
+    audio: AudioSpecOpt = None,
+    midi: MidiSpecOpt = None,
+    lyrics: LyricsSpecOpt = None,
+    concept: ConceptSpecOpt = None,
     out: Annotated[Path, typer.Option("--out", help="Parquet file to write.")] = Path("train.parquet"),
     store: StoreOpt = None,
     json_out: JsonOpt = False,
@@ -634,7 +639,7 @@ def inspect_command(
 @app.command("explore")
 @friendly_errors
 def explore_command(
-    host: Annotated[str, typer.Option(help="Interface to listen on; keep 127.0.0.1 unless you mean to share.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Interface to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one).")] = 8765,
     points: Annotated[int, typer.Option(min=2, max=20_000, help="Default number of points sampled for a map.")] = 3000,
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="Default number of neighbours listed.")] = 10,

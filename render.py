@@ -477,6 +477,6 @@ def print_written(what: str, path: Path) -> None:
 
 def print_explorer_url(url: str, host: str) -> None:
     if host not in ("127.0.0.1", "localhost", "::1"):
-        err_console.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach this machine can browse the store")
+        err_console.print(f"[yellow]warning:[/] listening on {host}: whoever can reach this machine can browse the store")
     console.print(f"chromatic explorer: {url}  (Ctrl-C stops it)")
     sys.stdout.flush()  # a pipe (a test, a log) sees the address before the server blocks

@@ -34,7 +34,8 @@ def run_html(view: dict) -> str:
     inputs = " ".join(f"{name}={spec}" for name, spec in view["inputs"].items())
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{_e(view['run_id'])}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:1em 2em;color:#222}}table{{border-collapse:collapse;font-size:.85em}}
+<style>body{{font-family:system-ui,sans-serif;margin:1em 2em;color:#222}}
+table{{border-collapse:collapse;font-size:.85em}}
 td,th{{border-bottom:1px solid #eee;padding:.15em .5em;text-align:left}}
 .figs{{display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:.5em}}</style>
 <script type="text/javascript">{plotly_js()}</script></head>

@@ -35,7 +35,8 @@ def sample_vectors(
     keys = dataset.to_table(columns=["segment_id", "present"])
     eligible = pc.fill_null(keys.column("present"), False)
     if candidates is not None:
-        eligible = pc.and_(eligible, pc.is_in(keys.column("segment_id"), value_set=pa.array(list(candidates), pa.string())))
+        wanted = pa.array(list(candidates), pa.string())
+        eligible = pc.and_(eligible, pc.is_in(keys.column("segment_id"), value_set=wanted))
     positions = np.flatnonzero(eligible.to_numpy(zero_copy_only=False))
     total = len(positions)
     if len(positions) > size:

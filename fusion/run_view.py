@@ -71,7 +71,8 @@ def load_run_view(store: Store, run_id: str) -> RunView:
     rows = pq.read_table(predictions, columns=["segment_id", "song_id", "color", "color_probs", *_mode_probs()])
     labels = _segment_rows(store, rows.column("segment_id").to_pylist())
     confusion = _confusions(rows, _mode_truth(labels, rows.column("segment_id").to_pylist()))
-    wrong = [{**row, "has_audio": bool(labels.get(row["segment_id"], {}).get("has_audio"))} for row in _wrong_rows(rows)]
+    wrong = [{**row, "has_audio": bool(labels.get(row["segment_id"], {}).get("has_audio"))}
+             for row in _wrong_rows(rows)]
     return RunView(run_id, directory, manifest, metrics, history, confusion, wrong[:MAX_WRONG_ROWS], len(wrong))
 
 
@@ -124,7 +125,8 @@ def _confusions(rows, truth: dict[str, np.ndarray]) -> dict[str, dict]:
         matrix = confusion_matrix(truth[dimension], predicted, len(MODES[dimension]))
         out[dimension] = {"labels": list(MODES[dimension]), "matrix": matrix.tolist()}
     predicted = _probs(rows, "color_probs").argmax(axis=1)
-    out["color"] = {"labels": list(COLORS), "matrix": confusion_matrix(_color_truth(rows), predicted, len(COLORS)).tolist()}
+    matrix = confusion_matrix(_color_truth(rows), predicted, len(COLORS))
+    out["color"] = {"labels": list(COLORS), "matrix": matrix.tolist()}
     return out
 
 

@@ -8,6 +8,7 @@ websocket library nor a browser fetched at run time.
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import select
@@ -29,21 +30,27 @@ def find_chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def _above_nine(fd: int) -> int:
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD, 10)
+    os.close(fd)
+    return high
+
+
 class Browser:
     """One headless Chromium with one page; `call` sends a command to that page and waits for its reply."""
 
     def __init__(self, executable: str, profile: Path, width: int = 1400, height: int = 950):
         command_read, self._command_write = os.pipe()
         self._reply_read, reply_write = os.pipe()
-
-        def pipes_on_3_and_4():
-            os.dup2(command_read, 3)
-            os.dup2(reply_write, 4)
-
+        # Above 9, so that moving one to fd 3 or 4 can never overwrite the other.
+        command_read, reply_write = (_above_nine(fd) for fd in (command_read, reply_write))
+        # bash (dash reads only one-digit fds) moves the pipes to fds 3 and 4 and execs Chromium: no Python
+        # code runs in a forked child (lance, loaded in this process, is not fork-safe).
+        move = f'exec "$0" "$@" 3<&{command_read} 4>&{reply_write}'
         self.process = subprocess.Popen(
-            [executable, *FLAGS, "--remote-debugging-pipe", f"--user-data-dir={profile}",
+            ["/bin/bash", "-c", move, executable, *FLAGS, "--remote-debugging-pipe", f"--user-data-dir={profile}",
              f"--window-size={width},{height}", "about:blank"],
-            preexec_fn=pipes_on_3_and_4, close_fds=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            pass_fds=(command_read, reply_write), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         os.close(command_read)
         os.close(reply_write)
@@ -85,7 +92,8 @@ class Browser:
         """The value of a JS expression (promises awaited); JS exceptions raise BrowserError."""
         result = self.call("Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True)
         if "exceptionDetails" in result:
-            raise BrowserError(f"{expression[:80]}: {result['exceptionDetails'].get('exception', {}).get('description')}")
+            error = result["exceptionDetails"].get("exception", {}).get("description")
+            raise BrowserError(f"{expression[:80]}: {error}")
         return result["result"].get("value")
 
     def wait_for(self, expression: str, timeout_s: float = 60.0, what: str = ""):

@@ -165,7 +165,8 @@ def test_roll_and_segment_metadata(served):
     z = np.asarray(roll["z"])
     assert z.shape == (len(roll["pitches"]), len(roll["seconds"])) and roll["active_cells"] == int((z > 0).sum()) > 0
     # tinydata's notes: 8 half-beat notes at 120 bpm, pitches base + {0, 4, 8}.
-    assert len({p for p, row in zip(roll["pitches"], z) if row.any()}) == 3 and roll["seconds"][-1] == pytest.approx(1.9)
+    assert len({p for p, row in zip(roll["pitches"], z) if row.any()}) == 3
+    assert roll["seconds"][-1] == pytest.approx(1.9)
     without = next(s for s, row in sorted(meta.items()) if not row["has_midi"])
     assert "has no MIDI" in get_json(url, f"/api/roll/{without}", 404)["detail"]
     assert get_json(url, f"/api/segments/{with_midi}")["song_id"] == meta[with_midi]["song_id"]
