@@ -80,7 +80,7 @@ def _add_page_routes(app: FastAPI) -> None:
 def _add_space_routes(app: FastAPI, store: Store, settings: ExplorerSettings) -> None:
     @app.get("/api/tables")
     def tables():
-        return feature_tables(store)
+        return {**feature_tables(store), "defaults": {"points": settings.map_points, "k": settings.k}}
 
     @app.get("/api/map")
     def map_data(table: str, color: ListParam = (), song: ListParam = (), require: ListParam = (),

@@ -7,6 +7,7 @@ stays quick. The explorer and `chromatic report --html` both draw from this.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,8 +53,14 @@ def run_summaries(store: Store) -> list[dict]:
     return [_summary(record) for record in list_model_records(store)]
 
 
+def config_group(config: dict) -> str:
+    """Equal for runs trained with one configuration (seed, split, epochs, ...), like the rows of one `compare`."""
+    return hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
 def _summary(record: ModelRecord) -> dict:
     return {"run_id": record.run_id, "created_at": record.created_at.isoformat(), "inputs": record.inputs,
+            "group": config_group(record.config),
             "fusion": record.config.get("fusion"), "epochs": record.config.get("epochs"),
             "seed": record.config.get("seed"), "metrics": record.metrics}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import urllib.error
@@ -68,6 +69,7 @@ def test_tables_lists_feature_tables_colours_and_songs(served):
     assert {t["table"] for t in data["tables"]} == {"audio.fake.v1", "lyrics.fake.v1"}
     assert {t["spec"] for t in data["tables"]} == {"fake:v1"}
     assert data["colors"] == [c for c in COLORS if c in TINY_COLORS]  # taxonomy order
+    assert data["defaults"] == {"points": 3000, "k": 10}
     assert len(data["songs"]) == len(set(segments_by_id(store)[s]["song_id"] for s in segments_by_id(store)))
 
 
@@ -119,6 +121,10 @@ def test_map_methods_and_bad_requests(served, explorer_store):
     tsne = get_json(url, "/api/map", table=TABLE, method="tsne")
     assert tsne["shown"] > 2 and tsne["explained_variance"] is None
     assert "unknown map method" in get_json(url, "/api/map", 400, table=TABLE, method="mds")["detail"]
+    if importlib.util.find_spec("umap") is None:  # an optional extra: the error says how to get it
+        assert "pip install umap-learn" in get_json(url, "/api/map", 400, table=TABLE, method="umap")["detail"]
+    else:
+        assert get_json(url, "/api/map", table=TABLE, method="umap")["shown"] == tsne["shown"]
     assert "unknown modality filter" in get_json(url, "/api/map", 400, table=TABLE, require=["video"])["detail"]
     assert "segments" in get_json(url, "/api/map", 400, table="segments")["detail"]
     missing = get_json(url, "/api/map", 404, table="audio.nope.v1")
@@ -178,6 +184,7 @@ def test_runs_list_view_and_side_by_side(served):
     listed = get_json(url, "/api/runs")
     assert [r["run_id"] for r in listed] == runs
     assert [r["inputs"] for r in listed] == list(EXPLORER_INPUTS)
+    assert listed[0]["group"] == listed[1]["group"]  # one training config, as the rows of one `compare` have
     view = get_json(url, f"/api/runs/{runs[1]}")
     manifest_dir = view["run_dir"]
     metrics = json.loads(open(f"{manifest_dir}/metrics.json").read())

@@ -105,10 +105,15 @@ def test_map_click_neighbours_and_audio_in_chromium(explorer_store, browser):
         browser.screenshot(ARTIFACTS / "2-clicked.png")
 
         browser.evaluate("document.getElementById('tab-runs').click()")
-        browser.wait_for("document.querySelectorAll('#runs .link').length === 2", what="the runs list")
-        browser.evaluate("document.querySelector('#runs .link').click()")
+        browser.wait_for("document.querySelectorAll('#runs tr').length === 3", what="the runs list")
+        browser.evaluate("document.querySelector('#runs td:nth-child(2) .link').click()")
         browser.wait_for("document.querySelector('#fig-color_confusion .main-svg') !== null", what="a run's figures")
         browser.screenshot(ARTIFACTS / "3-run.png")
+        browser.evaluate("document.querySelector('#runs td:nth-child(5) .link').click()")  # the run's config group
+        side = browser.wait_for("explorerState.compared && explorerState.compared.map((r) => r.run_id)",
+                                what="the side-by-side view")
+        assert side == [r["run_id"] for r in api(url, "/api/runs")]
+        browser.screenshot(ARTIFACTS / "4-side-by-side.png")
     assert browser.evaluate("explorerState.errors") == []
 
 
@@ -121,4 +126,4 @@ def test_html_report_renders_from_a_file_with_no_server(explorer_store, browser,
     rendered = browser.wait_for("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 5 && "
                                 "document.querySelectorAll('.js-plotly-plot').length", what="the report's figures")
     assert rendered == 5  # curves + three mode confusions + colour
-    browser.screenshot(ARTIFACTS / "4-report.png")
+    browser.screenshot(ARTIFACTS / "5-report.png")

@@ -64,6 +64,7 @@ function filters() {
 async function loadTables() {
   const data = await api("/api/tables");
   state.tables = data.tables;
+  $("points").value = data.defaults.points;
   $("table").replaceChildren(...data.tables.map((t) => el("option", {value: t.table}, `${t.table} (${t.rows})`)));
   $("colors").replaceChildren(el("legend", {}, "colours"), ...data.colors.map((c) =>
     el("label", {}, el("input", {type: "checkbox", value: c}), swatch(c), c)));
@@ -184,9 +185,11 @@ async function loadRuns() {
     el("td", {}, el("input", {type: "checkbox", value: r.run_id})),
     el("td", {}, el("span", {class: "link", onclick: () => showRun(r.run_id)}, r.run_id)),
     el("td", {}, inputsText(r.inputs)), el("td", {}, r.fusion || ""),
+    el("td", {}, el("span", {class: "link", title: "runs with this training config, side by side",
+                             onclick: () => compareGroup(r.group)}, r.group)),
     el("td", {}, fmt(r.metrics.mode_acc)), el("td", {}, fmt(r.metrics.color_acc)),
     el("td", {}, fmt(r.metrics.color_macro_f1)), el("td", {}, r.metrics.n ?? "")));
-  const head = el("tr", {}, ...["", "run", "inputs", "fusion", "mode", "colour", "colour F1", "n"].map((h) => el("th", {}, h)));
+  const head = el("tr", {}, ...["", "run", "inputs", "fusion", "config", "mode", "colour", "colour F1", "n"].map((h) => el("th", {}, h)));
   $("runs").replaceChildren(state.runs.length ? el("table", {}, head, ...rows)
                                               : el("p", {class: "hint"}, "no runs yet: `chromatic train` or `compare`"));
 }
@@ -218,6 +221,13 @@ async function showRun(runId) {
   } catch (error) {
     target.replaceChildren(el("p", {class: "error"}, error.message));
   }
+}
+
+// Runs trained with one config (the rows of one `compare`) share a group: tick them all and compare.
+function compareGroup(group) {
+  const members = new Set(state.runs.filter((r) => r.group === group).map((r) => r.run_id));
+  for (const box of $("runs").querySelectorAll("input[type=checkbox]")) box.checked = members.has(box.value);
+  compareRuns();
 }
 
 async function compareRuns() {
