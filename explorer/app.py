@@ -24,7 +24,7 @@ from fastapi import FastAPI, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from explorer.figures import plotly_js, run_figures
+from explorer.figures import confusion_figure, plotly_js, run_figures
 from explorer.mapdata import DEFAULT_POINTS, MapQuery, availability_where, map_points, segment_metadata
 from explorer.media import MediaMissing, segment_roll, segment_wav
 from featurestore.errors import ChromaticError, TableNotFoundError
@@ -126,7 +126,9 @@ def _add_run_routes(app: FastAPI, store: Store) -> None:
 
     @app.get("/api/compare")
     def compare(run: ListParam = ()):
-        return compare_views(store, list(run))
+        views = compare_views(store, list(run))
+        return plain_json([{**v, "figure": confusion_figure(v["confusion"]["labels"], v["confusion"]["matrix"],
+                                                            f"colour, {v['run_id']}")} for v in views])
 
 
 def plain_json(payload: dict) -> Response:

@@ -200,5 +200,7 @@ def test_runs_list_view_and_side_by_side(served):
     assert len(view["figures"]["curves"]["data"][0]["x"]) == len(view["history"])
     side = get_json(url, "/api/compare", run=runs)
     assert [r["run_id"] for r in side] == runs and [r["inputs"] for r in side] == list(EXPLORER_INPUTS)
+    assert side[1]["confusion"] == view["confusion"]["color"]
+    assert side[1]["figure"]["data"][0]["type"] == "heatmap"
     assert "nope" in get_json(url, "/api/runs/nope", 400)["detail"]
     assert "no runs to compare" in get_json(url, "/api/compare", 400)["detail"]

@@ -113,6 +113,9 @@ def test_map_click_neighbours_and_audio_in_chromium(explorer_store, browser):
         side = browser.wait_for("explorerState.compared && explorerState.compared.map((r) => r.run_id)",
                                 what="the side-by-side view")
         assert side == [r["run_id"] for r in api(url, "/api/runs")]
+        drawn_plots = "document.querySelectorAll('.js-plotly-plot[id^=compare-fig-]').length === 2"
+        browser.wait_for(f"{drawn_plots} && document.querySelector('#compare-fig-1 .main-svg') !== null",
+                         what="the side-by-side confusion matrices")
         browser.screenshot(ARTIFACTS / "4-side-by-side.png")
     assert browser.evaluate("explorerState.errors") == []
 

@@ -237,11 +237,14 @@ async function compareRuns() {
     state.compared = runs;
     const keys = ["n", "mode_acc", "color_acc", "color_macro_f1"];
     const subsets = [...new Set(runs.flatMap((r) => Object.keys(r.subsets)))];
-    const rows = [["inputs", (r) => inputsText(r.inputs)], ...keys.map((k) => [k, (r) => fmt(r.overall[k])]),
+    const rows = [["inputs", (r) => inputsText(r.inputs)],
+                  ...keys.map((k) => [k, (r) => (k === "n" ? r.overall[k] : fmt(r.overall[k]))]),
                   ...subsets.map((s) => [`${s} colour`, (r) => fmt((r.subsets[s] || {}).color_acc)])];
     $("run-view").replaceChildren(el("h2", {}, "side by side"), el("table", {},
       el("tr", {}, el("th", {}, ""), ...runs.map((r) => el("th", {}, r.run_id))),
-      ...rows.map(([label, cell]) => el("tr", {}, el("td", {}, label), ...runs.map((r) => el("td", {}, cell(r)))))));
+      ...rows.map(([label, cell]) => el("tr", {}, el("td", {}, label), ...runs.map((r) => el("td", {}, cell(r)))))),
+      el("div", {class: "figures"}, ...runs.map((r, i) => el("div", {id: `compare-fig-${i}`}))));
+    runs.forEach((r, i) => Plotly.newPlot(`compare-fig-${i}`, r.figure.data, r.figure.layout, PLOT_CONFIG));
   } catch (error) {
     setStatus(error.message, true);
   }
