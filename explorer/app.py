@@ -16,6 +16,7 @@ GET /api/compare?run=a&run=b  runs side by side
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Annotated
@@ -30,7 +31,7 @@ from explorer.media import MediaMissing, segment_roll, segment_wav
 from featurestore.errors import ChromaticError, TableNotFoundError
 from featurestore.registry import list_encoder_records
 from featurestore.schemas import SEGMENTS, SYSTEM_TABLES
-from featurestore.search import neighbors
+from featurestore.search import SearchFilter, Searcher
 from featurestore.store import Store
 from featurestore.taxonomy import COLORS
 from fusion.run_view import compare_views, load_run_view, run_summaries
@@ -77,7 +78,28 @@ def _add_page_routes(app: FastAPI) -> None:
                         headers={"Cache-Control": "max-age=86400"})
 
 
+class SearchSessions:
+    """One search session (`Searcher`) per feature table for the server's life, moved to the latest
+    table versions before each query; queries take turns (a session is not shared between threads)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._sessions: dict[str, Searcher] = {}
+        self._lock = threading.Lock()
+
+    def search(self, table: str, segment: str, k: int, search_filter: SearchFilter):
+        with self._lock:
+            searcher = self._sessions.get(table)
+            if searcher is None:
+                searcher = self._sessions[table] = Searcher(self.store, table)
+            else:
+                searcher.refresh()
+            return searcher.search(segment, k, search_filter)
+
+
 def _add_space_routes(app: FastAPI, store: Store, settings: ExplorerSettings) -> None:
+    sessions = SearchSessions(store)
+
     @app.get("/api/tables")
     def tables():
         return {**feature_tables(store), "defaults": {"points": settings.map_points, "k": settings.k}}
@@ -92,8 +114,8 @@ def _add_space_routes(app: FastAPI, store: Store, settings: ExplorerSettings) ->
     def neighbor_list(table: str, segment: str, k: int = settings.k, color: ListParam = (),
                       song: ListParam = (), require: ListParam = ()):
         MapQuery(table, require=tuple(require))  # the same checks as the map's filters
-        found = neighbors(store, table, segment, k=k, colors=tuple(color), songs=tuple(song),
-                          where=availability_where(tuple(require)))
+        search_filter = SearchFilter(tuple(color), tuple(song), availability_where(tuple(require)))
+        found = sessions.search(table, segment, k, search_filter)
         meta = segment_metadata(store, [n.segment_id for n in found])
         return {"table": table, "segment": segment,
                 "neighbors": [{**meta.get(n.segment_id, {}), **n.to_dict()} for n in found]}

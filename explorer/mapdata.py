@@ -19,7 +19,7 @@ from featurestore.errors import SearchError
 from featurestore.schemas import SEGMENTS
 from featurestore.search import candidate_segment_ids, feature_dim
 from featurestore.sample import sample_vectors
-from featurestore.space import table_space
+from featurestore.space import VectorSpace, table_space
 from featurestore.store import Store, sql_in
 
 METHODS = ("pca", "tsne", "umap")
@@ -63,12 +63,14 @@ _cache_lock = threading.Lock()
 
 def map_points(store: Store, query: MapQuery) -> dict:
     """{"points": [...], "eligible", "shown", "method", "explained_variance"}; cached per table version."""
-    key = (store.uri, query, store.version(query.table), store.version(SEGMENTS))
+    feature_dim(store, query.table)  # refuses system tables and bad names with the search's own messages
+    features = store.dataset(query.table)  # one snapshot: the sample and the space read one version
+    key = (store.uri, query, int(features.version), int(store.dataset(SEGMENTS).version))
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    result = _compute_map(store, query)
+    result = _compute_map(store, features, query)
     with _cache_lock:
         _cache[key] = result
         while len(_cache) > CACHED_MAPS:
@@ -76,15 +78,14 @@ def map_points(store: Store, query: MapQuery) -> dict:
     return result
 
 
-def _compute_map(store: Store, query: MapQuery) -> dict:
-    dim = feature_dim(store, query.table)
+def _compute_map(store: Store, features, query: MapQuery) -> dict:
     candidates = candidate_segment_ids(store, query.colors, query.songs, availability_where(query.require))
-    sample = sample_vectors(store, query.table, query.points, query.seed, candidates)
+    sample = sample_vectors(features, query.points, query.seed, candidates)
     result = {"table": query.table, "method": query.method, "eligible": sample.eligible,
               "shown": int(len(sample.segment_ids)), "explained_variance": None, "points": []}
     if len(sample.segment_ids) < 2:
         return result
-    matrix = _in_map_space(store, query.table, dim, sample.matrix)
+    matrix = _in_map_space(table_space(store, query.table, features), sample.matrix)
     # One BLAS thread: on matrices this small, threads cost more in hand-offs than they save (3000 x 512
     # PCA: 0.28 s vs 1.3-1.9 s with 2 threads on a loaded machine), and requests already run side by side.
     with threadpool_limits(1):
@@ -97,9 +98,8 @@ def _compute_map(store: Store, query: MapQuery) -> dict:
     return result
 
 
-def _in_map_space(store: Store, table: str, dim: int, matrix: np.ndarray) -> np.ndarray:
-    space = table_space(store, table)
-    projection = random_projection(dim)
+def _in_map_space(space: VectorSpace, matrix: np.ndarray) -> np.ndarray:
+    projection = random_projection(matrix.shape[1])
     if projection is None:
         return space.transform(matrix)
     # Tensor features: projected in slices so a sample of piano rolls never exists as float32 at once.

@@ -17,7 +17,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from featurestore.space import vector_rows
-from featurestore.store import Store
 
 
 @dataclass(frozen=True)
@@ -27,11 +26,9 @@ class VectorSample:
     eligible: int  # present vectors that passed the filter, of which these are a sample
 
 
-def sample_vectors(
-    store: Store, table: str, size: int, seed: int = 0, candidates: Collection[str] | None = None
-) -> VectorSample:
-    """Up to `size` present vectors of `table` (among `candidates` when given), chosen uniformly with `seed`."""
-    dataset = store.table(table).to_lance()
+def sample_vectors(dataset, size: int, seed: int = 0, candidates: Collection[str] | None = None) -> VectorSample:
+    """Up to `size` present vectors of a feature table's Lance dataset (`Store.dataset`), among `candidates`
+    when given, chosen uniformly with `seed`."""
     keys = dataset.to_table(columns=["segment_id", "present"])
     eligible = pc.fill_null(keys.column("present"), False)
     if candidates is not None:

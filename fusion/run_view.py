@@ -1,7 +1,7 @@
 """A stored run read back for viewing: inputs, metrics, curves, confusion matrices and the rows it got wrong.
 
-Reads only the artifact files the run's manifest names (metrics, history,
-validation predictions): no weights and no torch, so listing and viewing runs
+Reads only the run's JSON files and validation predictions (`fusion.layout`
+names them): no weights and no torch, so listing and viewing runs
 stays quick. The explorer and `chromatic report --html` both draw from this.
 """
 
@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from featurestore.errors import ModelError
 from featurestore.registry import ModelRecord, get_model_record, list_model_records
 from featurestore.schemas import SEGMENTS
 from featurestore.store import Store, sql_in
 from featurestore.taxonomy import COLORS, DIMENSIONS, MODES, TaxonomyError, parse_modes, single_mode_index
+from fusion.errors import ModelError
+from fusion.layout import HISTORY, METRICS, VAL_PREDICTIONS, read_manifest
 from fusion.metrics import confusion_matrix
 
 # Wrong validation rows listed per run, most confident mistakes first.
@@ -68,11 +69,10 @@ def _summary(record: ModelRecord) -> dict:
 def load_run_view(store: Store, run_id: str) -> RunView:
     """Everything a run page shows; ModelError when the run's files are missing."""
     directory = Path(get_model_record(store, run_id).artifact_path)
-    manifest = _read_json(directory / "manifest.json", run_id)
-    files = manifest.get("artifacts", {})
-    metrics = _read_json(directory / files.get("metrics", "metrics.json"), run_id)
-    history = _read_json(directory / files.get("history", "history.json"), run_id)
-    predictions = directory / files.get("val_predictions", "val_predictions.parquet")
+    manifest = read_manifest(directory)
+    metrics = _read_json(directory / METRICS, run_id)
+    history = _read_json(directory / HISTORY, run_id)
+    predictions = directory / VAL_PREDICTIONS
     if not predictions.exists():
         raise ModelError(f"run {run_id} has no {predictions.name} in {directory}; re-train it to view its predictions")
     rows = pq.read_table(predictions, columns=["segment_id", "song_id", "color", "color_probs", *_mode_probs()])

@@ -97,7 +97,7 @@ def test_map_sample_is_seeded_and_bounded(served):
     assert ids == [p["segment_id"] for p in again["points"]]
     assert set(ids) != {p["segment_id"] for p in other["points"]}
     # The sample reads only the sampled rows, and returns them aligned with their vectors.
-    sample = sample_vectors(store, TABLE, 10, seed=3)
+    sample = sample_vectors(store.dataset(TABLE), 10, seed=3)
     stored = {r["segment_id"]: r["vector"] for r in store.read(TABLE, ["segment_id", "vector"]).to_pylist()}
     for sid, row in zip(sample.segment_ids, sample.matrix):
         np.testing.assert_allclose(row, stored[sid], rtol=1e-6)
