@@ -35,7 +35,8 @@ from bench_search import TABLE, clustered_vectors, write_store  # noqa: E402
 from benchmd import replace_section  # noqa: E402  (benchmarks/ is the script's directory)
 from explorer.app import create_app  # noqa: E402
 from explorer.server import running_server  # noqa: E402
-from featurestore.space import PRESENT, batch_matrix  # noqa: E402
+from featurestore.feature_table import PRESENT  # noqa: E402
+from featurestore.space import batch_matrix  # noqa: E402
 
 SECTION_TITLE = "Explorer map"
 CASES = (("PCA, 1000 points", {"points": 1000}), ("PCA, 3000 points (default)", {}),
