@@ -119,7 +119,8 @@ def _ingest_summary_rows(summary) -> list[list]:
             ["media rows written", summary.media_written], ["rejected", summary.rejected_total]]
     rows += [[f"  rejected: {reason}", n] for reason, n in sorted(summary.rejected.items())]
     rows += [[f"  dropped {reason}", n] for reason, n in sorted(summary.modality_dropped.items())]
-    rows += [[f"  e.g. {drop['segment_id']} lost {drop['dropped']}", drop["status"]] for drop in summary.dropped_examples]
+    rows += [[f"  e.g. {drop['segment_id']} lost {drop['dropped']}", drop["status"]]
+             for drop in summary.dropped_examples]
     if summary.dropped_examples and sum(summary.modality_dropped.values()) > len(summary.dropped_examples):
         rows.append(["  (every dropped modality)", "in the rejects file"])
     rows += [["rejects file", summary.rejects_path], ["seconds", f"{summary.seconds:.1f}"]]
@@ -477,6 +478,6 @@ def print_written(what: str, path: Path) -> None:
 
 def print_explorer_url(url: str, host: str) -> None:
     if host not in ("127.0.0.1", "localhost", "::1"):
-        err_console.print(f"[yellow]warning:[/] listening on {host}: whoever can reach this machine can browse the store")
+        err_console.print(f"[yellow]warning:[/] listening on {host}: whoever reaches this machine can browse the store")
     console.print(f"chromatic explorer: {url}  (Ctrl-C stops it)")
     sys.stdout.flush()  # a pipe (a test, a log) sees the address before the server blocks

@@ -187,7 +187,8 @@ def _pct(knn: dict) -> str:
 
 # -- 2-D map -----------------------------------------------------------------------------
 def pca_coords(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """[n, 2] coordinates on the first two principal components of the rows (as unit vectors), and their variance shares.
+    """[n, 2] coordinates on the first two principal components of the rows (as unit vectors), and their
+    shares of the variance.
 
     Only the two components drawn are computed (seeded randomized SVD with power iterations):
     a full SVD of 3000 x 512 took 15 s on a loaded 2-core machine, this 0.2-0.8 s (BENCHMARKS.md).
