@@ -101,8 +101,8 @@ def _compute_map(store: Store, features, query: MapQuery) -> dict:
 def _in_map_space(space: VectorSpace, matrix: np.ndarray) -> np.ndarray:
     projection = random_projection(matrix.shape[1])
     if projection is None:
-        return space.transform(matrix)
-    # Tensor features: projected in slices so a sample of piano rolls never exists as float32 at once.
+        return space.transform(matrix.astype(np.float32, copy=False))
+    # Tensor features (float16 piano rolls): projected in slices, so the sample is never float32 at once.
     parts = [space.transform(matrix[i : i + _PROJECT_ROWS].astype(np.float32)) @ projection
              for i in range(0, len(matrix), _PROJECT_ROWS)]
     return np.concatenate(parts)

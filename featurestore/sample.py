@@ -16,13 +16,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from featurestore.space import vector_rows
 
 
 @dataclass(frozen=True)
 class VectorSample:
     segment_ids: np.ndarray  # [n] object
-    matrix: np.ndarray  # [n, dim] float32, rows aligned with segment_ids
+    matrix: np.ndarray  # [n, dim] in the table's stored dtype, rows aligned with segment_ids
     eligible: int  # present vectors that passed the filter, of which these are a sample
 
 
@@ -44,5 +43,8 @@ def sample_vectors(dataset, size: int, seed: int = 0, candidates: Collection[str
     rows = dataset.take(positions, columns=["segment_id", "vector"])
     rows = rows.filter(pc.is_valid(rows.column("vector")))  # present=true with a null vector is not drawable
     ids = np.asarray(rows.column("segment_id").to_pylist(), dtype=object)
-    return VectorSample(ids, vector_rows(rows.column("vector")), total)
+    vectors = rows.column("vector").combine_chunks()
+    # The stored dtype is kept (float16 piano rolls stay half the size); callers convert in slices.
+    matrix = vectors.flatten().to_numpy(zero_copy_only=False).reshape(len(vectors), vectors.type.list_size)
+    return VectorSample(ids, matrix, total)
 

@@ -10,6 +10,7 @@ import urllib.parse
 import urllib.request
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import soundfile
 
@@ -204,3 +205,24 @@ def test_runs_list_view_and_side_by_side(served):
     assert side[1]["figure"]["data"][0]["type"] == "heatmap"
     assert "nope" in get_json(url, "/api/runs/nope", 400)["detail"]
     assert "no runs to compare" in get_json(url, "/api/compare", 400)["detail"]
+
+
+def test_map_of_a_float16_tensor_table_goes_through_the_projection(tiny_store):
+    from featurestore.diagnostics import PROJECT_ABOVE_DIM
+    from featurestore.schemas import feature_schema
+
+    shape = (64, 48)
+    assert np.prod(shape) > PROJECT_ABOVE_DIM
+    segments = tiny_store.read(SEGMENTS, ["segment_id", "color"]).to_pylist()
+    rng = np.random.default_rng(0)
+    centres = {color: rng.random(np.prod(shape)) for color in TINY_COLORS}
+    vectors = [(centres[s["color"]] + 0.1 * rng.random(np.prod(shape))).astype(np.float16) for s in segments]
+    schema = feature_schema(shape, "float16")
+    tiny_store.ensure_table("midi.roll.v1", schema)
+    tiny_store.upsert("midi.roll.v1", pa.Table.from_pylist(
+        [dict(segment_id=s["segment_id"], vector=v.tolist(), present=True, status=None, encoded_at=None)
+         for s, v in zip(segments, vectors)], schema=schema))
+    data = map_points(tiny_store, MapQuery("midi.roll.v1", points=30))
+    assert data["shown"] == 30 and data["eligible"] == len(segments)
+    xy = np.array([[p["x"], p["y"]] for p in data["points"]])
+    assert np.isfinite(xy).all() and xy.std(axis=0).min() > 0
