@@ -78,7 +78,8 @@ def section(rows: list[dict], full_read: float, n_rows: int, repeats: int) -> st
     lines = [f"## {SECTION_TITLE}", "",
              f"`benchmarks/bench_explore.py --rows {n_rows} --repeats {repeats}`: GET /api/map over HTTP on a "
              f"{n_rows:,}-row, 512-d table (bench_search's synthetic store), {platform.machine()}, "
-             f"{os.cpu_count()} CPUs shared with other jobs (numbers are noisy; compare within a row).", "",
+             f"{os.cpu_count()} CPUs shared with other jobs, 1-min load average {os.getloadavg()[0]:.0f} at the end "
+             "(numbers are noisy; compare within a row).", "",
              "| map | points shown / eligible | cold p50 (s) | cold max (s) | cached (s) | response (KiB) |",
              "|---|---|---|---|---|---|"]
     for r in rows:
