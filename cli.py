@@ -53,21 +53,6 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
-def main(
-    store: StoreOpt = None,
-    version: Annotated[
-        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
-    ] = False,
-):
-    """chromatic-store: an embedding feature store and fusion trainer for music segments."""
-    if store:
-        # Before the subcommand it is the default of every command, the same as $CHROMATIC_STORE.
-        from featurestore.store import STORE_ENV
-
-        os.environ[STORE_ENV] = store
-
-
 def friendly_errors(fn):
     """Show ChromaticError as a one-paragraph message with exit code 2."""
 
@@ -107,9 +92,19 @@ def main(
         Optional[float],
         typer.Option(min=1.0, help="Seconds a writer lease on an s3:// store outlives its last heartbeat [60]."),
     ] = None,
+    store: StoreOpt = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ):
     """chromatic-store: an embedding feature store and fusion trainer for music segments."""
     from featurestore.objectstore import StoreOptions
+
+    if store:
+        # Before the subcommand it is the default of every command, the same as $CHROMATIC_STORE.
+        from featurestore.store import STORE_ENV
+
+        os.environ[STORE_ENV] = store
 
     global _STORE_OPTIONS
     try:
