@@ -8,6 +8,7 @@ message and exit code 2, never a traceback.
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -42,6 +43,17 @@ SoloDropoutOpt = Annotated[
     Optional[float],
     typer.Option(min=0.0, max=1.0, help="Per-sample chance of keeping only one present input in training."),
 ]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            console.print(f"chromatic-store {version('chromatic-store')}")
+        except PackageNotFoundError:
+            console.print("chromatic-store (not installed as a package: run `pip install -e .`)")
+        raise typer.Exit()
 
 
 def friendly_errors(fn):
@@ -83,9 +95,19 @@ def main(
         Optional[float],
         typer.Option(min=1.0, help="Seconds a writer lease on an s3:// store outlives its last heartbeat [60]."),
     ] = None,
+    store: StoreOpt = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ):
     """chromatic-store: an embedding feature store and fusion trainer for music segments."""
     from featurestore.objectstore import StoreOptions
+
+    if store:
+        # Before the subcommand it is the default of every command, the same as $CHROMATIC_STORE.
+        from featurestore.store import STORE_ENV
+
+        os.environ[STORE_ENV] = store
 
     global _STORE_OPTIONS
     try:
@@ -155,6 +177,10 @@ def ingest_command(
     json_out: JsonOpt = False,
 ):
     """Ingest segments (labels, text, audio, MIDI) into the store; re-running changes nothing.
+
+    A folder holds audio (wav/flac) and MIDI files plus a CSV manifest, one row per segment.
+    Required columns: segment_id, song_id, colour (or color). Optional: audio_file, midi_file
+    (paths relative to the folder), lyrics, concept, start_s, end_s, bpm, key (e.g. "F# minor").
 
     Examples: chromatic ingest data/training_segments_media.parquet;
     chromatic ingest my_songs/ --manifest my_songs/segments.csv
@@ -296,15 +322,19 @@ def versions_command(store: StoreOpt = None, json_out: JsonOpt = False):
 # == fusion: train, eval, compare ===============================================
 
 _SPEC_HELP = "ENCODER:VERSION of the {} feature table, e.g. {}; leave out to train without it."
+AudioSpecOpt = Annotated[Optional[str], typer.Option(help=_SPEC_HELP.format("audio", "clap:v1"))]
+MidiSpecOpt = Annotated[Optional[str], typer.Option(help=_SPEC_HELP.format("MIDI", "pianoroll:v2"))]
+LyricsSpecOpt = Annotated[Optional[str], typer.Option(help=_SPEC_HELP.format("lyrics", "minilm:v1"))]
+ConceptSpecOpt = Annotated[Optional[str], typer.Option(help=_SPEC_HELP.format("concept", "minilm:v1"))]
 
 
 @app.command("train")
 @friendly_errors
 def train_command(
-    audio: Annotated[Optional[str], typer.Option(help=_SPEC_HELP.format("audio", "clap:v1"))] = None,
-    midi: Annotated[Optional[str], typer.Option(help=_SPEC_HELP.format("MIDI", "pianoroll:v2"))] = None,
-    lyrics: Annotated[Optional[str], typer.Option(help=_SPEC_HELP.format("lyrics", "minilm:v1"))] = None,
-    concept: Annotated[Optional[str], typer.Option(help=_SPEC_HELP.format("concept", "minilm:v1"))] = None,
+    audio: AudioSpecOpt = None,
+    midi: MidiSpecOpt = None,
+    lyrics: LyricsSpecOpt = None,
+    concept: ConceptSpecOpt = None,
     fusion: Annotated[
         Optional[str], typer.Option(help="concat (late concatenation) or gated (per-sample input weights).")
     ] = None,
@@ -340,7 +370,7 @@ def train_command(
     """
     from fusion.train import TrainConfig, train_folds
 
-    inputs = {k: v for k, v in {"audio": audio, "midi": midi, "lyrics": lyrics, "concept": concept}.items() if v}
+    inputs = _given_inputs(audio, midi, lyrics, concept)
     config = TrainConfig(**given(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
                                  val_fraction=val_fraction, folds=folds, seed=seed, fusion=fusion, device=device,
                                  threads=threads, modality_dropout=modality_dropout, solo_dropout=solo_dropout))
@@ -387,6 +417,51 @@ def eval_command(
         render.print_eval_result(results[0], as_json=json_out)
     else:
         render.print_eval_folds(results, as_json=json_out)
+
+
+def _given_inputs(audio: str | None, midi: str | None, lyrics: str | None, concept: str | None) -> dict[str, str]:
+    return {k: v for k, v in {"audio": audio, "midi": midi, "lyrics": lyrics, "concept": concept}.items() if v}
+
+
+@app.command("frame")
+@friendly_errors
+def frame_command(
+    audio: AudioSpecOpt = None,
+    midi: MidiSpecOpt = None,
+    lyrics: LyricsSpecOpt = None,
+    concept: ConceptSpecOpt = None,
+    out: Annotated[Path, typer.Option("--out", help="Parquet file to write.")] = Path("train.parquet"),
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+):
+    """Write the joined training frame (labels, one vector and mask column per input, lineage) to Parquet.
+
+    The same join `chromatic train` reads, for training elsewhere; the Lance versions and encoder
+    identities are in the file's `chromatic.lineage` metadata.
+
+    Example: chromatic frame --audio clap:v1 --midi pianoroll:v2 --lyrics minilm:v1 --out train.parquet
+    """
+    from featurestore.frame import write_frame
+
+    summary = write_frame(open_store(store, create=False), _given_inputs(audio, midi, lyrics, concept), out)
+    render.print_frame(summary, as_json=json_out)
+
+
+@app.command("report")
+@friendly_errors
+def report_command(
+    run_id: Annotated[str, typer.Argument(help="Run id printed by `chromatic train` (run-YYYYmmdd-HHMMSS-xxxxxx).")],
+    html: Annotated[Path, typer.Option("--html", help="HTML file to write (self-contained: opens offline).")],
+    store: StoreOpt = None,
+):
+    """Write a run's view (metrics, curves, confusion matrices, wrong rows) as one self-contained HTML file.
+
+    Example: chromatic report run-20250101-120000-abc123 --html run.html
+    """
+    from explorer.report_html import write_run_html
+
+    render.print_written("run report", write_run_html(open_store(store, create=False), run_id, html))
+
 
 _VERSIONS_HELP = "Comma list of ENCODER:VERSION to try for {}; 'none' = leave it out."
 
@@ -594,6 +669,27 @@ def inspect_command(
 
     report = inspect_table(open_store(store, create=False), table, k=k, out_png=out)
     render.print_inspect(report, as_json=json_out)
+
+
+@app.command("explore")
+@friendly_errors
+def explore_command(
+    host: Annotated[str, typer.Option(help="Interface to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one).")] = 8765,
+    points: Annotated[int, typer.Option(min=2, max=20_000, help="Default number of points sampled for a map.")] = 3000,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="Default number of neighbours listed.")] = 10,
+    store: StoreOpt = None,
+):
+    """A local web app: maps of feature tables, click a segment to hear it, see its roll and neighbours; model runs.
+
+    Example: chromatic explore (then open the printed http://127.0.0.1:8765 address; Ctrl-C stops it)
+    """
+    from explorer.app import ExplorerSettings, create_app
+    from explorer.server import serve
+
+    settings = ExplorerSettings(host=host, port=port, map_points=points, k=k)
+    app_ = create_app(open_store(store, create=False), settings)
+    serve(app_, host, port, on_ready=lambda url: render.print_explorer_url(url, host))
 
 
 # == demo =======================================================================

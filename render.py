@@ -119,6 +119,10 @@ def _ingest_summary_rows(summary) -> list[list]:
             ["media rows written", summary.media_written], ["rejected", summary.rejected_total]]
     rows += [[f"  rejected: {reason}", n] for reason, n in sorted(summary.rejected.items())]
     rows += [[f"  dropped {reason}", n] for reason, n in sorted(summary.modality_dropped.items())]
+    rows += [[f"  e.g. {drop['segment_id']} lost {drop['dropped']}", drop["status"]]
+             for drop in summary.dropped_examples]
+    if summary.dropped_examples and sum(summary.modality_dropped.values()) > len(summary.dropped_examples):
+        rows.append(["  (every dropped modality)", "in the rejects file"])
     rows += [["rejects file", summary.rejects_path], ["seconds", f"{summary.seconds:.1f}"]]
     return rows
 
@@ -521,3 +525,26 @@ def _print_demo_scores(step) -> None:
     headers = ["rank", "candidate (held-out song)", "true colour", "match", "predicted", f"p({target})", "error"]
     console.print(rich_table(f"6. score: MIDI candidates ranked against {target} by the scorer preset "
                              f"({step.run_id}, MIDI alone)", headers, rows))
+
+
+# -- sharing: frame, report, explore ---------------------------------------------------------
+
+def print_frame(summary, as_json: bool = False) -> None:
+    if as_json:
+        print_json(summary.to_dict())
+        return
+    rows = [["file", summary.path], ["rows", summary.rows], ["columns", ", ".join(summary.columns)]]
+    rows += [[f"{name} present", n] for name, n in summary.present.items()]
+    rows += [[f"{table} version", v] for table, v in summary.lineage["lance_versions"].items()]
+    console.print(rich_table("training frame", ["", "value"], rows))
+
+
+def print_written(what: str, path: Path) -> None:
+    console.print(f"wrote {what}: {path}")
+
+
+def print_explorer_url(url: str, host: str) -> None:
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(f"[yellow]warning:[/] listening on {host}: whoever reaches this machine can browse the store")
+    console.print(f"chromatic explorer: {url}  (Ctrl-C stops it)")
+    sys.stdout.flush()  # a pipe (a test, a log) sees the address before the server blocks

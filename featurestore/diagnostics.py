@@ -32,6 +32,8 @@ KNN_CHUNK = 1024
 PROJECT_ABOVE_DIM = 2048
 PROJECTED_DIM = 1024
 MAP_MAX_POINTS = 5000
+# Matrices this narrow (or short) get an exact SVD; the randomized one needs room for its oversamples.
+EXACT_PCA_BELOW = 16
 SEED = 0
 # White points vanish on a white background and black ones hide overlaps: outline both.
 OUTLINED_COLORS = ("Black", "White")
@@ -74,10 +76,7 @@ def _segment_labels(store: Store) -> dict[str, tuple[str, str]]:
 
 
 def _present_vectors(store: Store, table: str, dim: int, space: VectorSpace) -> tuple[np.ndarray, np.ndarray]:
-    projection = None
-    if dim > PROJECT_ABOVE_DIM:
-        rng = np.random.default_rng(SEED)
-        projection = (rng.standard_normal((dim, PROJECTED_DIM)) / math.sqrt(PROJECTED_DIM)).astype(np.float32)
+    projection = random_projection(dim)
     all_ids, parts = [], []
     for batch in store.scan(table, ["segment_id", "vector"], where=PRESENT, batch_size=2048):
         ids, matrix = batch_matrix(batch)
@@ -88,6 +87,14 @@ def _present_vectors(store: Store, table: str, dim: int, space: VectorSpace) -> 
     if not parts:
         return np.empty(0, dtype=object), np.empty((0, width), dtype=np.float32)
     return np.concatenate(all_ids), np.concatenate(parts)
+
+
+def random_projection(dim: int) -> np.ndarray | None:
+    """The seeded [dim, PROJECTED_DIM] map applied to tensor features before k-NN and maps; None below the cut."""
+    if dim <= PROJECT_ABOVE_DIM:
+        return None
+    rng = np.random.default_rng(SEED)
+    return (rng.standard_normal((dim, PROJECTED_DIM)) / math.sqrt(PROJECTED_DIM)).astype(np.float32)
 
 
 def coverage_by_color(store: Store, table: str, labels: dict[str, tuple[str, str]]) -> dict:
@@ -179,6 +186,28 @@ def _pct(knn: dict) -> str:
 
 
 # -- 2-D map -----------------------------------------------------------------------------
+def pca_coords(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[n, 2] coordinates on the first two principal components of the rows (as unit vectors), and their
+    shares of the variance.
+
+    Only the two components drawn are computed (seeded randomized SVD with power iterations):
+    a full SVD of 3000 x 512 took 15 s on a loaded 2-core machine, this 0.2-0.8 s (BENCHMARKS.md).
+    """
+    points = _unit_rows(matrix)
+    centred = points - points.mean(axis=0)
+    total = max(float((centred.astype(np.float64) ** 2).sum()), 1e-12)
+    if min(centred.shape) <= EXACT_PCA_BELOW:
+        _, singular, components = np.linalg.svd(centred, full_matrices=False)
+        singular, components = singular[:2], components[:2]
+    else:
+        from sklearn.utils.extmath import randomized_svd
+
+        _, singular, components = randomized_svd(centred, 2, n_oversamples=20, n_iter=10, random_state=SEED)
+    coords = centred @ components.T
+    coords = np.pad(coords, ((0, 0), (0, 2 - coords.shape[1])))  # a 1-d space still gets a map
+    return coords, singular**2 / total
+
+
 def pca_map(matrix: np.ndarray, colors: np.ndarray, out_png: Path, title: str) -> dict:
     """Scatter of the first two principal components, one colour per label; returns the path and variance."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -186,12 +215,8 @@ def pca_map(matrix: np.ndarray, colors: np.ndarray, out_png: Path, title: str) -
 
     rng = np.random.default_rng(SEED)
     pick = np.sort(rng.choice(len(matrix), min(len(matrix), MAP_MAX_POINTS), replace=False))
-    points, labels = _unit_rows(matrix[pick]), colors[pick]
-    centred = points - points.mean(axis=0)
-    _, singular, components = np.linalg.svd(centred, full_matrices=False)
-    coords = centred @ components[:2].T
-    coords = np.pad(coords, ((0, 0), (0, 2 - coords.shape[1])))  # a 1-d space still gets a map
-    variance = singular**2 / max(float((singular**2).sum()), 1e-12)
+    labels = colors[pick]
+    coords, variance = pca_coords(matrix[pick])
     fig = Figure(figsize=(7.5, 6.5))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()

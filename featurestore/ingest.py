@@ -23,7 +23,9 @@ input's largest parquet page of audio: the parquet reader decompresses whole
 pages, and pyarrow's default writer puts a whole row group's blobs in one page.
 
 Every input row ends up in exactly one of: ingested (new), updated, rejected
-(with a reason, in the rejects file next to the store).
+(with a reason, in the rejects file next to the store). A kept segment that
+lost its audio or MIDI gets a line in the rejects file too (with `dropped`: the
+modality), and the summary names the first few.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from featurestore.validate import (
 
 DEFAULT_BATCH_BYTES = 8 * 2**20
 _MAX_BATCH_ROWS = 8192  # metadata-only files: keep Python-side row work per batch modest
+DROPPED_EXAMPLES = 5  # dropped modalities named in the summary; all of them are in the rejects file
 
 ProgressFn = Callable[[int, int], None]  # (rows done, rows total)
 
@@ -77,7 +80,8 @@ class IngestSummary:
     optimized: list = field(default_factory=list)  # OptimizeStats of the tables this run wrote
     rejected: Counter = field(default_factory=Counter)  # reason -> rows
     modality_dropped: Counter = field(default_factory=Counter)  # "audio: <reason>" -> rows
-    rejects_path: Path | str | None = None  # one JSON line per rejected row, all inputs of the run; None if none
+    dropped_examples: list[dict] = field(default_factory=list)  # the first few dropped modalities, with segment ids
+    rejects_path: Path | str | None = None  # one JSON line per rejected row or dropped modality; None if none
     seconds: float = 0.0
 
     @property
@@ -90,7 +94,7 @@ class IngestSummary:
             "unchanged": self.unchanged, "media_written": self.media_written,
             "optimized": [o.to_dict() for o in self.optimized],
             "rejected_total": self.rejected_total, "rejected": dict(self.rejected),
-            "modality_dropped": dict(self.modality_dropped),
+            "modality_dropped": dict(self.modality_dropped), "dropped_examples": list(self.dropped_examples),
             "rejects_path": str(self.rejects_path) if self.rejects_path else None,
             "seconds": round(self.seconds, 3),
         }
@@ -191,7 +195,7 @@ def plan_inputs(paths: list[Path], config: IngestConfig) -> list[_Input]:
 
 # -- run ------------------------------------------------------------------------
 class _RejectsFile:
-    """JSON lines, one per rejected row (no blobs); created on the first reject."""
+    """JSON lines, one per rejected row or dropped modality (no blobs); created on the first."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -199,20 +203,31 @@ class _RejectsFile:
         self._handle = None
 
     def write(self, batch: ValidatedBatch, source: Path) -> None:
-        if not batch.rejects:
+        lines = [{"segment_id": reject.segment_id, "source": str(source), "row": reject.row,
+                  "reason": reject.reason, "detail": reject.detail} for reject in batch.rejects]
+        lines += [{**drop, "source": str(source)} for drop in dropped_modalities(batch.segments)]
+        if not lines:
             return
         if self._handle is None:
             self._handle = self.path.open("a", encoding="utf-8")
-        for reject in batch.rejects:
-            line = {"segment_id": reject.segment_id, "source": str(source), "row": reject.row,
-                    "reason": reject.reason, "detail": reject.detail}
-            self._handle.write(json.dumps(line) + "\n")
+        self._handle.writelines(json.dumps(line) + "\n" for line in lines)
         self._handle.flush()  # a crash later in the run still leaves the rejects so far
-        self.written += len(batch.rejects)
+        self.written += len(lines)
 
     def close(self) -> None:
         if self._handle is not None:
             self._handle.close()
+
+
+def dropped_modalities(segments: pa.Table) -> list[dict]:
+    """{"segment_id", "dropped": modality, "status"} for each modality a kept segment of the batch lost."""
+    out = []
+    for modality in ("audio", "midi"):
+        column = f"{modality}_status"
+        lost = segments.filter(pc.is_valid(segments.column(column)))
+        out += [{"segment_id": sid, "dropped": modality, "status": status}
+                for sid, status in zip(lost.column(KEY).to_pylist(), lost.column(column).to_pylist())]
+    return out
 
 
 def _rejects_path(store: Store, inputs: list[_Input]) -> Path:
@@ -327,6 +342,9 @@ class _IngestRun:
         summary.unchanged += unchanged
         summary.rejected.update(r.reason for r in validated.rejects)
         summary.modality_dropped.update(validated.dropped)
+        room = DROPPED_EXAMPLES - len(summary.dropped_examples)
+        if room > 0 and validated.dropped:
+            summary.dropped_examples.extend(dropped_modalities(validated.segments)[:room])
         if self.progress is not None:
             self.progress(summary.rows_read, self.total_rows)
 

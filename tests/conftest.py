@@ -78,3 +78,11 @@ def ray_cluster():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def explorer_store(tmp_path_factory):
+    """(store, [run ids]): feature tables and two trained runs, shared by the explorer's tests."""
+    from tinydata import build_explorer_store
+
+    return build_explorer_store(tmp_path_factory.mktemp("explorer") / "store")

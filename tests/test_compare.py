@@ -1,45 +1,15 @@
 import json
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
 import pytest
 
 from featurestore.errors import StoreError, TableNotFoundError
-from featurestore.registry import EncoderRecord, put_encoder_record
-from featurestore.schemas import SEGMENTS, FeatureTableName, feature_schema
-from featurestore.taxonomy import COLORS
+from featurestore.schemas import SEGMENTS
 from fusion.compare import COMPARE_COLUMNS, combination_label, combinations, compare
 from fusion.errors import ModelError
 from fusion.train import TrainConfig
 
-DIM = 8
-
-
-def write_feature_table(store, modality: str, spec: str, present_column: str | None, seed: int,
-                        spread: float = 1.0) -> None:
-    """A registered vector table: one colour centroid per colour plus noise, times `spread` (0: every vector
-    the same); absent where the segment lacks it."""
-    name = FeatureTableName.from_spec(modality, spec)
-    segments = store.read(SEGMENTS, ["segment_id", "color", present_column or "segment_id"]).to_pylist()
-    rng = np.random.default_rng(seed)
-    centroids = {color: rng.standard_normal(DIM) for color in COLORS}
-    rows = []
-    for segment in segments:
-        present = bool(segment[present_column]) if present_column else True
-        vector = (spread * (centroids[segment["color"]] + 0.3 * rng.standard_normal(DIM))).astype(np.float32)
-        rows.append(dict(segment_id=segment["segment_id"], vector=vector.tolist() if present else None,
-                         present=present, status=None if present else "absent", encoded_at=None))
-    schema = feature_schema((DIM,))
-    store.ensure_table(str(name), schema)
-    store.upsert(str(name), pa.Table.from_pylist(rows, schema=schema))
-    n_present = sum(r["present"] for r in rows)
-    put_encoder_record(store, EncoderRecord(
-        table_name=str(name), modality=modality, encoder=name.encoder, version=name.version, kind="vector",
-        shape=(DIM,), dtype="float32", params=json.dumps({"seed": seed}), model_id=None, weights_fingerprint=None,
-        fingerprint=f"test-{name}-{seed}", code_version="test", state="complete", rows=len(rows),
-        present=n_present, absent=len(rows) - n_present,
-    ))
+from tinydata import write_feature_table
 
 
 def validation_songs(run_dir) -> set[str]:

@@ -126,6 +126,12 @@ def test_every_bad_row_is_accounted_for(tmp_path, mixed_file):
     assert summary.modality_dropped == Counter(reason for _, reason in DROPPED_ROWS)
 
     lines = [json.loads(line) for line in summary.rejects_path.read_text().splitlines()]
+    drops = [ln for ln in lines if "dropped" in ln]
+    lines = [ln for ln in lines if "dropped" not in ln]
+    assert sorted((ln["segment_id"], ln["dropped"]) for ln in drops) == sorted(
+        (row["segment_id"], reason.split(":")[0]) for row, reason in DROPPED_ROWS)
+    named = [{key: ln[key] for key in ("segment_id", "dropped", "status")} for ln in drops[:5]]
+    assert summary.dropped_examples == named and all(ln["status"].startswith("error: ") for ln in drops)
     assert summary.rejects_path.parent == store.side_path("rejects", "x").parent
     assert [(ln["row"], ln["reason"]) for ln in lines] == [(n_good + k, r) for k, (_, r) in enumerate(BAD_ROWS)]
     assert all(set(ln) == {"segment_id", "source", "row", "reason", "detail"} for ln in lines)

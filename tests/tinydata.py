@@ -7,6 +7,7 @@ second), without going through ingest or the synthetic corpus.
 from __future__ import annotations
 
 import io
+import json
 from datetime import datetime, timezone
 
 import numpy as np
@@ -14,11 +15,13 @@ import pyarrow as pa
 
 from featurestore import Store
 from featurestore.lineage import audio_digest, midi_digest, row_digest, text_digest
-from featurestore.schemas import MEDIA, MEDIA_SCHEMA, SEGMENTS, SEGMENTS_SCHEMA
-from featurestore.taxonomy import color_modes
+from featurestore.registry import EncoderRecord, put_encoder_record
+from featurestore.schemas import MEDIA, MEDIA_SCHEMA, SEGMENTS, SEGMENTS_SCHEMA, FeatureTableName, feature_schema
+from featurestore.taxonomy import COLORS, color_modes
 
 TINY_COLORS = ("Red", "Orange", "Yellow", "Green", "Blue", "Indigo", "Violet", "Black")
 SAMPLE_RATE = 44_100
+FEATURE_DIM = 8
 
 
 def midi_bytes(notes, tempo_bpm: float = 120.0, ticks_per_beat: int = 480, tempo_changes=()) -> bytes:
@@ -131,3 +134,46 @@ def vlq(value: int) -> bytes:
         out.append(0x80 | (value & 0x7F))
         value >>= 7
     return bytes(reversed(out))
+
+
+def write_feature_table(
+    store, modality: str, spec: str, present_column: str | None, seed: int, dim: int = FEATURE_DIM,
+    spread: float = 1.0,
+) -> None:
+    """A registered vector table: one colour centroid per colour plus noise, times `spread` (0: every vector
+    the same); absent where the segment lacks it."""
+    name = FeatureTableName.from_spec(modality, spec)
+    segments = store.read(SEGMENTS, ["segment_id", "color", present_column or "segment_id"]).to_pylist()
+    rng = np.random.default_rng(seed)
+    centroids = {color: rng.standard_normal(dim) for color in COLORS}
+    rows = []
+    for segment in segments:
+        present = bool(segment[present_column]) if present_column else True
+        vector = (spread * (centroids[segment["color"]] + 0.3 * rng.standard_normal(dim))).astype(np.float32)
+        rows.append(dict(segment_id=segment["segment_id"], vector=vector.tolist() if present else None,
+                         present=present, status=None if present else "absent", encoded_at=None))
+    schema = feature_schema((dim,))
+    store.ensure_table(str(name), schema)
+    store.upsert(str(name), pa.Table.from_pylist(rows, schema=schema))
+    n_present = sum(r["present"] for r in rows)
+    put_encoder_record(store, EncoderRecord(
+        table_name=str(name), modality=modality, encoder=name.encoder, version=name.version, kind="vector",
+        shape=(dim,), dtype="float32", params=json.dumps({"seed": seed}), model_id=None, weights_fingerprint=None,
+        fingerprint=f"test-{name}-{seed}", code_version="test", state="complete", rows=len(rows),
+        present=n_present, absent=len(rows) - n_present,
+    ))
+
+
+EXPLORER_INPUTS = ({"audio": "fake:v1"}, {"audio": "fake:v1", "lyrics": "fake:v1"})
+
+
+def build_explorer_store(path, epochs: int = 3):
+    """A tiny store with two registered feature tables and one trained run per EXPLORER_INPUTS entry."""
+    from fusion.train import TrainConfig, train
+
+    store = build_tiny_store(path)
+    write_feature_table(store, "audio", "fake:v1", "has_audio", seed=1)
+    write_feature_table(store, "lyrics", "fake:v1", "has_lyrics", seed=2)
+    config = TrainConfig(epochs=epochs, batch_size=16, patience=2, seed=0, threads=1, export_onnx=False)
+    runs = [train(store, inputs, config).run_id for inputs in EXPLORER_INPUTS]
+    return store, runs
