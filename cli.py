@@ -292,7 +292,8 @@ def versions_command(store: StoreOpt = None, json_out: JsonOpt = False):
 
 # == fusion: train, eval, compare ===============================================
 
-_SPEC_HELP = "ENCODER:VERSION of the {} feature table, e.g. {}; leave out to train without it."
+_SPEC_HELP = ("ENCODER:VERSION of the {} feature table, e.g. {}; A:V1|B:V1 fills each segment from the first "
+              "table that has it; leave out to train without it.")
 
 
 @app.command("train")

@@ -105,7 +105,7 @@ def _train(store: Store, inputs: dict[str, str], config: TrainConfig, progress: 
     model.to(device)
     history, summary["best_epoch"] = fit(model, data, train_idx, val_idx, config, progress)
     pred, logits = predict(model, data, val_idx, config.batch_size)
-    metrics = compute_metrics(pred)
+    metrics = run_metrics(pred, sources)
     run_id = new_run_id(inputs, asdict(config))
     contents = RunContents(model, sources, versions, asdict(config), pred, logits["fused"], metrics, history, summary)
     run_dir = save_run(store, run_id, contents)
@@ -220,9 +220,10 @@ def _summary(data: FusionData, joined, train_idx, val_idx) -> dict:
         "segments": joined.table.num_rows, "used": len(data), "train": len(train_idx), "val": len(val_idx),
         "val_songs": sorted(set(data.song_ids[val_idx].tolist())),
         "present": {name: int(data.masks[name].sum()) for name in data.inputs},
-        "incomplete_tables": [s.table for s in joined.sources.values() if s.state != "complete"],
-        "stale_rows": {s.table: s.stale_rows for s in joined.sources.values() if s.stale_rows},
-        "unverified_rows": {s.table: s.unverified_rows for s in joined.sources.values() if s.unverified_rows},
+        "incomplete_tables": [t.table for s in joined.sources.values() for t in s.tables if t.state != "complete"],
+        "stale_rows": {t.table: t.stale_rows for s in joined.sources.values() for t in s.tables if t.stale_rows},
+        "unverified_rows": {t.table: t.unverified_rows for s in joined.sources.values() for t in s.tables
+                            if t.unverified_rows},
         "skipped": [{"segment_id": sid, "reason": reason} for sid, reason in data.skipped],
         "skipped_by_reason": reasons,
     }
@@ -253,4 +254,9 @@ def evaluate_run(store: Store, run_id: str, batch_size: int = 256) -> EvalResult
     val_idx = val_index_for_songs(data.song_ids, run.manifest["split"]["val_songs"])
     pred, _ = predict(run.model, data, val_idx, batch_size)
     moved = {t: (v, store.version(t)) for t, v in recorded.items() if store.version(t) != v}
-    return EvalResult(run_id, compute_metrics(pred), run.metrics, moved)
+    return EvalResult(run_id, run_metrics(pred, joined.sources), run.metrics, moved)
+
+
+def run_metrics(pred: Predictions, sources: dict) -> dict:
+    """Validation metrics plus, per input, the rows each table filled (coalesced inputs: per colour too)."""
+    return {**compute_metrics(pred), "input_fills": {name: source.fills() for name, source in sources.items()}}
