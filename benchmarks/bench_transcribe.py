@@ -243,6 +243,7 @@ def compare_lines(args, runs: dict) -> list[str]:
 
 
 def main() -> None:
+    global PLAIN, COALESCED  # --specs replaces the pair the compare trains
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store", type=Path, required=True)
     parser.add_argument("--songs", type=int, default=27)
@@ -254,8 +255,11 @@ def main() -> None:
     parser.add_argument("--write", action="store_true")
     parser.add_argument("--compare-only", action="store_true",
                         help="only the model compare, on a store a full run built; prints its table")
+    parser.add_argument("--specs", nargs=2, metavar=("PLAIN", "COALESCED"), default=[PLAIN, COALESCED],
+                        help="with --compare-only: the two --midi specs (their tables must be encoded)")
     args = parser.parse_args()
     if args.compare_only:
+        PLAIN, COALESCED = args.specs
         store = Store.open(args.store)
         runs = compare(store, args, *candidates(store, args.seed + 1000))
         print("\n".join(compare_lines(args, runs)))
