@@ -321,7 +321,8 @@ def versions_command(store: StoreOpt = None, json_out: JsonOpt = False):
 
 # == fusion: train, eval, compare ===============================================
 
-_SPEC_HELP = "ENCODER:VERSION of the {} feature table, e.g. {}; leave out to train without it."
+_SPEC_HELP = ("ENCODER:VERSION of the {} feature table, e.g. {}; A:V1|B:V1 fills each segment from the first "
+              "table that has it; leave out to train without it.")
 AudioSpecOpt = Annotated[Optional[str], typer.Option(help=_SPEC_HELP.format("audio", "clap:v1"))]
 MidiSpecOpt = Annotated[Optional[str], typer.Option(help=_SPEC_HELP.format("MIDI", "pianoroll:v2"))]
 LyricsSpecOpt = Annotated[Optional[str], typer.Option(help=_SPEC_HELP.format("lyrics", "minilm:v1"))]

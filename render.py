@@ -168,6 +168,20 @@ def print_info(info: dict, as_json: bool = False) -> None:
     rows = [[c["color"], c["segments"], f"{c['audio_pct']:.1f}", f"{c['midi_pct']:.1f}", f"{c['lyrics_pct']:.1f}"]
             for c in info["coverage"]]
     console.print(rich_table("coverage", COVERAGE_HEADERS, rows))
+    print_coalesced(info.get("coalesced", []))
+
+
+def print_coalesced(pairs: list[dict]) -> None:
+    """MIDI-input coverage before -> after coalescing with a transcription table, per colour."""
+    for pair in pairs:
+        colors = list(pair["before"]["coverage_pct_by_color"])
+        before, after = pair["before"], pair["after"]
+        cells = [f"{before['coverage_pct']:.0f} -> {after['coverage_pct']:.0f}"] + [
+            f"{before['coverage_pct_by_color'][c]:.0f} -> {after['coverage_pct_by_color'][c]:.0f}" for c in colors
+        ]
+        gained = [pair["gained"]] + [pair["gained_by_color"].get(c, 0) for c in colors]
+        title = f"--{pair['input']} {pair['spec']}: % with a {pair['input']} input, and segments gained"
+        console.print(rich_table(title, ["", "all"] + colors, [["% present"] + cells, ["gained"] + gained]))
 
 
 # -- encoders: encode, versions ------------------------------------------------------------
@@ -212,6 +226,7 @@ def print_versions(versions: list[dict], as_json: bool = False) -> None:
         if v["unverified"]:
             console.print(f"[yellow]{v['table']}: {v['unverified']} row(s) written before lineage was recorded:[/] "
                           "`chromatic doctor` says how to re-encode them")
+    print_coalesced([pair for v in versions for pair in v.get("coalesced", [])])
 
 
 # -- fusion: train, eval, compare ----------------------------------------------------------
@@ -245,6 +260,10 @@ def print_train_result(result, as_json: bool = False) -> None:
     _print_metrics(f"{result.run_id}: validation ({summary['val']} segments, best epoch {summary['best_epoch']})",
                    result.metrics)
     _print_fitness(result.metrics)
+    for name, fills in result.metrics.get("input_fills", {}).items():
+        if len(fills) > 1:
+            parts = ", ".join(f"{f['filled']} from {table}" for table, f in fills.items())
+            console.print(f"{name}: {parts} (per colour in metrics.json)")
     for table in summary["incomplete_tables"]:
         console.print(f"[yellow]warning:[/] {table} is still being encoded; its missing segments were masked")
     for table, count in sorted(summary.get("stale_rows", {}).items()):

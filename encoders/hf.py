@@ -112,12 +112,21 @@ def fingerprint_model_dir(model_dir: Path) -> str:
     if key not in _fingerprint_cache:
         total = hashlib.sha256()
         for path in files:
-            total.update(f"{path.name}\0{_file_sha256(path)}\n".encode())
+            total.update(f"{path.name}\0{file_sha256(path)}\n".encode())
         _fingerprint_cache[key] = total.hexdigest()[:16]
     return _fingerprint_cache[key]
 
 
-def _file_sha256(path: Path) -> str:
+def fingerprint_file(path: Path) -> str:
+    """Content hash of one weights file (e.g. an ONNX model); cached per size/mtime like a directory's."""
+    stat = Path(path).stat()
+    key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _fingerprint_cache:
+        _fingerprint_cache[key] = file_sha256(Path(path))[:16]
+    return _fingerprint_cache[key]
+
+
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(_HASH_CHUNK):

@@ -42,16 +42,21 @@ class PianoRollConfig(EncoderConfig):
 
     def __post_init__(self):
         # Canonical types, so resolution_ms=50 and "50" give one fingerprint.
-        object.__setattr__(self, "resolution_ms", float(self.resolution_ms))
-        object.__setattr__(self, "steps", int(self.steps))
-        if not self.resolution_ms > 0:
-            raise EncoderError(f"pianoroll resolution_ms must be > 0, got {self.resolution_ms}; e.g. 50, 100, 200")
-        if self.steps < 1:
-            raise EncoderError(f"pianoroll steps must be >= 1, got {self.steps}; e.g. 256")
+        check_grid(self, "pianoroll")
         if self.velocity not in VELOCITY_MODES:
             raise EncoderError(f"pianoroll velocity={self.velocity!r}; choose one of {', '.join(VELOCITY_MODES)}")
         if self.drums not in DRUM_MODES:
             raise EncoderError(f"pianoroll drums={self.drums!r}; choose one of {', '.join(DRUM_MODES)}")
+
+
+def check_grid(config: EncoderConfig, encoder: str) -> None:
+    """Canonical, valid `resolution_ms`/`steps`: the grid every roll encoder shares."""
+    object.__setattr__(config, "resolution_ms", float(config.resolution_ms))
+    object.__setattr__(config, "steps", int(config.steps))
+    if not config.resolution_ms > 0:
+        raise EncoderError(f"{encoder} resolution_ms must be > 0, got {config.resolution_ms}; e.g. 50, 100, 200")
+    if config.steps < 1:
+        raise EncoderError(f"{encoder} steps must be >= 1, got {config.steps}; e.g. 256")
 
 
 @register("pianoroll")

@@ -24,6 +24,7 @@ _MODULES = (
     "encoders.spectral",
     "encoders.midistats",
     "encoders.pianoroll",
+    "encoders.basicpitch",
     "encoders.text",
     "encoders.clap",
     "encoders.mert",

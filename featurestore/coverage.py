@@ -3,6 +3,11 @@
 Backs `chromatic versions`: coverage is the share of segments (overall and per
 colour) whose row in the table has a vector, so a table that is missing Blue's
 MIDI is visible before anyone trains on it.
+
+Coalesced coverage: a MIDI tensor table and an audio tensor table of the same
+shape (a piano roll and a transcribed roll) can feed one input together
+(`--midi pianoroll:v1|basicpitch:v1`, see featurestore/join.py); for each such
+pair, how many segments gain a MIDI input through the audio table, per colour.
 """
 
 from __future__ import annotations
@@ -18,11 +23,40 @@ from featurestore.taxonomy import COLORS
 
 
 def list_versions(store: Store) -> list[dict]:
-    """One plain dict per feature table (registered or not), sorted by table name."""
+    """One plain dict per feature table (registered or not), sorted by table name.
+
+    A table that can fill another's gaps carries them under "coalesced" (see the module doc)."""
     records = {r.table_name: r for r in list_encoder_records(store)}
     names = sorted(set(records) | set(feature_table_names(store)))
     colors = segment_colors(store)
-    return [version_info(store, name, records.get(name), colors) for name in names]
+    versions = [version_info(store, name, records.get(name), colors) for name in names]
+    pairs = coalesced_coverage(store, colors)
+    for info in versions:
+        info["coalesced"] = [p for p in pairs if p["tables"][-1] == info["table"]]
+    return versions
+
+
+def coalesced_coverage(store: Store, colors: dict[str, str] | None = None) -> list[dict]:
+    """Per shape-compatible (MIDI table, audio table) pair: MIDI-input coverage before/after coalescing."""
+    colors = segment_colors(store) if colors is None else colors
+    tensors = [r for r in list_encoder_records(store) if r.kind == "tensor" and store.has_table(r.table_name)]
+    pairs = [(m, a) for m in tensors if m.modality == "midi" for a in tensors
+             if a.modality == "audio" and tuple(a.shape) == tuple(m.shape)]
+    present: dict[str, set[str]] = {}
+    out = []
+    for midi, audio in pairs:
+        for record in (midi, audio):
+            if record.table_name not in present:
+                present[record.table_name] = store.keys(record.table_name, where="present = true")
+        before = present[midi.table_name]
+        after = before | present[audio.table_name]
+        gained = Counter(colors[sid] for sid in after - before if sid in colors)
+        out.append({
+            "input": "midi", "spec": f"{midi.spec}|{audio.spec}", "tables": [midi.table_name, audio.table_name],
+            "gained": sum(gained.values()), "gained_by_color": dict(gained),
+            "before": coverage(before, colors), "after": coverage(after, colors),
+        })
+    return out
 
 
 def segment_colors(store: Store) -> dict[str, str]:

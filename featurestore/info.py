@@ -9,6 +9,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from featurestore.coverage import coalesced_coverage
 from featurestore.feature_table import PRESENCE_COLUMN, is_feature_table
 from featurestore.schemas import ENCODERS, MEDIA, MODELS, SEGMENTS
 from featurestore.store import Store
@@ -59,5 +60,7 @@ def coverage(store: Store) -> list[dict]:
 
 
 def store_info(store: Store) -> dict:
-    """{"uri", "tables": [{table, kind, rows}], "coverage": [{color, segments, audio_pct, ...}]}."""
-    return {"uri": store.uri, "tables": table_counts(store), "coverage": coverage(store)}
+    """{"uri", "tables": [{table, kind, rows}], "coverage": [{color, segments, audio_pct, ...}],
+    "coalesced": MIDI-input coverage before/after transcription fills it (featurestore.coverage)}."""
+    return {"uri": store.uri, "tables": table_counts(store), "coverage": coverage(store),
+            "coalesced": coalesced_coverage(store)}

@@ -11,6 +11,16 @@ differs from its segment's digest (at the `segments` version read) was computed
 from an input that has changed since; it is masked (mask false) and counted as
 `stale_rows`, so a model never trains on a vector of MIDI a segment no longer
 has. Rows written before lineage are counted as `unverified_rows` and used.
+Each table is checked against the digest of its own modality.
+
+Coalesced inputs: `{"midi": "pianoroll:v1|basicpitch:v1"}` fills each segment
+from the first listed table that holds a usable vector for it (a MIDI roll where
+the segment has MIDI, else the roll transcribed from its audio); the mask is
+true where any of them does. Every table must give the same shape. How many rows
+each table filled, in all and per colour, is recorded on the input's source. A
+spec names `{input}.{encoder}.{version}`, or, when that table does not exist, the
+one table of that encoder and version under another modality (transcriptions
+are `audio.*` tables feeding the `midi` input).
 
 pyarrow cannot carry fixed-size-list columns through `Table.join`, so keys are
 matched with `pc.index_in` and vectors gathered by row index (numpy `take` per
@@ -19,7 +29,9 @@ chunk): no Python loop per row.
 
 from __future__ import annotations
 
+import json
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,31 +51,71 @@ AVAILABILITY_COLUMNS: tuple[str, ...] = ("has_lyrics",)
 _CONVERT_ROWS = 1024  # rows converted to numpy at a time: bounds the temporaries of big tensors
 
 
-@dataclass(frozen=True)
-class JoinSource:
-    """Where one input came from: the table, the Lance version read, and what the registry says."""
+COALESCE = "|"
 
-    input: str
+
+@dataclass(frozen=True)
+class TableFill:
+    """One table of an input: its identity, the version read, and the rows it supplied."""
+
     table: str
+    modality: str
     lance_version: int
-    kind: str
-    shape: tuple[int, ...]
-    dtype: str
     encoder: str
     version: str
     params: str
     model_id: str | None
     weights_fingerprint: str | None
     fingerprint: str
+    code_version: str
     state: str
-    present: int  # segments whose mask is true
-    missing_rows: int  # segments the table has no row for
-    null_vectors: int  # segments with a row but a null vector or present=false
+    present: int  # segments this table holds a usable vector for
+    filled: int  # segments whose value came from this table (earlier tables lacked one)
+    filled_by_color: dict[str, int]
     stale_rows: int = 0  # rows computed from an input that has changed since: masked
     unverified_rows: int = 0  # rows written before lineage was recorded: used, cannot be checked
 
+    @property
+    def spec(self) -> str:
+        return f"{self.encoder}:{self.version}"
+
     def to_dict(self) -> dict:
-        return {**self.__dict__, "shape": list(self.shape)}
+        return {**self.__dict__, "params": json.loads(self.params)}
+
+
+@dataclass(frozen=True)
+class JoinSource:
+    """Where one input came from: every table read for it (`tables`, in fill order; one for a
+    plain input), each with its identity and Lance version, and the counts of the input's mask."""
+
+    input: str
+    spec: str  # as given: "pianoroll:v1", or "pianoroll:v1|basicpitch:v1" for a coalesced input
+    kind: str
+    shape: tuple[int, ...]
+    dtype: str
+    present: int  # segments whose mask is true
+    missing_rows: int  # segments the first table has no row for
+    null_vectors: int  # segments with a row in the first table but a null vector or present=false
+    tables: tuple[TableFill, ...]
+
+    @property
+    def coalesced(self) -> bool:
+        return len(self.tables) > 1
+
+    @property
+    def stale_rows(self) -> int:
+        return sum(t.stale_rows for t in self.tables)
+
+    @property
+    def unverified_rows(self) -> int:
+        return sum(t.unverified_rows for t in self.tables)
+
+    def fills(self) -> dict[str, dict]:
+        """{table: {present, filled, filled_by_color}}: where this input's rows came from."""
+        return {
+            t.table: {"present": t.present, "filled": t.filled, "filled_by_color": dict(t.filled_by_color)}
+            for t in self.tables
+        }
 
 
 @dataclass(frozen=True)
@@ -79,7 +131,8 @@ class JoinResult:
     @property
     def versions(self) -> dict[str, int]:
         """{table name: Lance version} of everything read, `segments` included."""
-        return {SEGMENTS: self.segments_version, **{s.table: s.lance_version for s in self.sources.values()}}
+        tables = {t.table: t.lance_version for s in self.sources.values() for t in s.tables}
+        return {SEGMENTS: self.segments_version, **tables}
 
 
 @dataclass
@@ -110,23 +163,55 @@ def join(store: Store, inputs: dict[str, str], versions: dict[str, int] | None =
     inputs = ordered_inputs(inputs)
     versions = versions or {}
     segments_version = versions.get(SEGMENTS, store.version(SEGMENTS))
+    records = {name: [_registered_table(store, name, t) for t in source_tables(store, name, spec)]
+               for name, spec in inputs.items()}
+    modalities = {r.modality for rs in records.values() for r in rs if r.modality in DIGEST_COLUMN}
     stored = set(store.table(SEGMENTS, segments_version).schema.names)
-    digests = [DIGEST_COLUMN[m] for m in inputs if DIGEST_COLUMN[m] in stored and ROW_DIGEST in stored]
+    digests = [DIGEST_COLUMN[m] for m in modalities if DIGEST_COLUMN[m] in stored and ROW_DIGEST in stored]
     columns = [*LABEL_COLUMNS, *AVAILABILITY_COLUMNS, *digests, *([ROW_DIGEST] if digests else [])]
     table = _read_at(store, SEGMENTS, segments_version, columns).sort_by(KEY)
-    current = {m: _current_digests(table, DIGEST_COLUMN[m]) for m in inputs if DIGEST_COLUMN[m] in digests}
+    current = {m: _current_digests(table, DIGEST_COLUMN[m]) for m in modalities if DIGEST_COLUMN[m] in digests}
     table = table.select([*LABEL_COLUMNS, *AVAILABILITY_COLUMNS])
-    keys = table.column(KEY)
     sources = {}
     for name, spec in inputs.items():
-        table_name = str(FeatureTableName.from_spec(name, spec))
-        record = _registered_table(store, name, table_name)
-        lance_version = versions.get(table_name, store.version(table_name))
-        values, mask, source = _left_join_one(store, name, record, lance_version, keys, current.get(name))
+        at = [versions.get(r.table_name, store.version(r.table_name)) for r in records[name]]
+        values, mask, source = _left_join(store, name, spec, list(zip(records[name], at)), table, current)
         table = table.append_column(pa.field(name, values.type), values)
         table = table.append_column(f"{name}_mask", mask)
         sources[name] = source
     return JoinResult(table, sources, segments_version)
+
+
+def split_spec(spec: str) -> list[str]:
+    """"pianoroll:v1|basicpitch:v1" -> ["pianoroll:v1", "basicpitch:v1"] (blanks refused)."""
+    parts = [part.strip() for part in spec.split(COALESCE)]
+    if not all(parts):
+        raise StoreError(f"bad input spec {spec!r}; expected ENCODER:VERSION or A:V1|B:V1 (first present wins)")
+    if len(set(parts)) != len(parts):
+        raise StoreError(f"input spec {spec!r} names a table twice; list each source once")
+    return parts
+
+
+def check_spec(modality: str, spec: str) -> None:
+    """Refuse a malformed input spec before anything is read."""
+    for part in split_spec(spec):
+        FeatureTableName.from_spec(modality, part)
+
+
+def source_tables(store: Store, modality: str, spec: str) -> list[str]:
+    """Table names of an input spec, in fill order (see the module doc for how a spec finds its table)."""
+    return [_source_table(store, modality, part) for part in split_spec(spec)]
+
+
+def _source_table(store: Store, modality: str, spec: str) -> str:
+    own = FeatureTableName.from_spec(modality, spec)
+    if store.has_table(str(own)):
+        return str(own)
+    others = [
+        t for t in store.table_names()
+        if t.count(".") == 2 and t.split(".", 1)[1] == f"{own.encoder}.{own.version}" and not t.startswith("fused.")
+    ]
+    return others[0] if len(others) == 1 else str(own)  # none or several: the own name's error explains
 
 
 def _registered_table(store: Store, modality: str, table_name: str) -> EncoderRecord:
@@ -183,49 +268,94 @@ def _lineage(feature: pa.Table, rows: np.ndarray, current: np.ndarray | None) ->
     return stale, int(unverified.sum())
 
 
-def _left_join_one(store: Store, name: str, record: EncoderRecord, lance_version: int, keys: pa.ChunkedArray,
-                   current: np.ndarray | None = None):
-    columns = [KEY, "vector", "present"]
-    if INPUT_DIGEST in store.table(record.table_name, lance_version).schema.names:
-        columns.append(INPUT_DIGEST)
-    feature = _read_at(store, record.table_name, lance_version, columns)
+def _left_join(store: Store, name: str, spec: str, tables: list[tuple[EncoderRecord, int]], segments: pa.Table,
+               current: dict[str, np.ndarray]):
+    """An input's values and mask, each segment filled from the first of `tables` that has it.
+
+    current: {modality: each segment's input digest now}, for lineage (see the module doc)."""
+    _check_same_shape(name, [record for record, _ in tables])
+    keys, colors = segments.column(KEY), np.asarray(segments.column("color").to_pylist(), dtype=object)
+    filled = np.zeros(len(keys), dtype=bool)
+    gathers, fills = [], []
+    for record, lance_version in tables:
+        columns = [KEY, "vector", "present"]
+        if INPUT_DIGEST in store.table(record.table_name, lance_version).schema.names:
+            columns.append(INPUT_DIGEST)
+        feature = _read_at(store, record.table_name, lance_version, columns)
+        rows, usable, missing = _match_rows(feature, keys)
+        stale, unverified = _lineage(feature, rows, current.get(record.modality))
+        usable &= ~stale
+        take = usable & ~filled
+        filled |= take
+        gathers.append((feature.column("vector"), rows, take))
+        fills.append(_table_fill(record, lance_version, usable, take, colors, int(stale.sum()), unverified))
+        if len(fills) == 1:
+            first_missing, first_null = missing, int(((rows >= 0) & ~usable & ~stale).sum())
+    values = _gather_vectors(gathers, len(keys))
+    first = tables[0][0]
+    source = JoinSource(
+        input=name, spec=spec, kind=first.kind, shape=tuple(first.shape), dtype=first.dtype,
+        present=int(filled.sum()), missing_rows=int(first_missing), null_vectors=first_null, tables=tuple(fills),
+    )
+    return values, pa.array(filled), source
+
+
+def _check_same_shape(name: str, records: list[EncoderRecord]) -> None:
+    first = records[0]
+    for other in records[1:]:
+        if tuple(other.shape) != tuple(first.shape) or other.kind != first.kind:
+            raise SchemaMismatchError(
+                f"input {name!r} coalesces {first.table_name} ({first.kind} {tuple(first.shape)}) with "
+                f"{other.table_name} ({other.kind} {tuple(other.shape)}); coalesced sources must give one shape: "
+                f"re-encode {other.encoder} under a new version with params matching {first.spec}"
+            )
+
+
+def _match_rows(feature: pa.Table, keys: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, int]:
+    """(row of each segment in `feature` or -1, whether that row holds a usable vector, segments without a row)."""
     rows = pc.index_in(keys, value_set=feature.column(KEY).combine_chunks())
     missing = rows.null_count
     rows = pc.fill_null(rows, -1).to_numpy(zero_copy_only=False).astype(np.int64)
     usable = pc.and_(pc.is_valid(feature.column("vector")), pc.fill_null(feature.column("present"), False))
     usable = usable.to_numpy(zero_copy_only=False)
     mask = (rows >= 0) & usable[np.maximum(rows, 0)] if len(usable) else np.zeros(len(rows), dtype=bool)
-    stale, unverified = _lineage(feature, rows, current)
-    mask &= ~stale
-    values = _gather_vectors(feature.column("vector"), rows, mask)
-    source = JoinSource(
-        input=name, table=record.table_name, lance_version=int(lance_version), kind=record.kind,
-        shape=tuple(record.shape), dtype=record.dtype, encoder=record.encoder, version=record.version,
-        params=record.params, model_id=record.model_id, weights_fingerprint=record.weights_fingerprint,
-        fingerprint=record.fingerprint, state=record.state, present=int(mask.sum()),
-        missing_rows=int(missing), null_vectors=int(((rows >= 0) & ~mask & ~stale).sum()),
-        stale_rows=int(stale.sum()), unverified_rows=unverified,
+    return rows, mask, int(missing)
+
+
+def _table_fill(record: EncoderRecord, lance_version: int, usable, take, colors: np.ndarray, stale: int,
+                unverified: int) -> TableFill:
+    by_color = Counter(colors[take].tolist())
+    return TableFill(
+        table=record.table_name, modality=record.modality, lance_version=int(lance_version), encoder=record.encoder,
+        version=record.version, params=record.params, model_id=record.model_id,
+        weights_fingerprint=record.weights_fingerprint, fingerprint=record.fingerprint,
+        code_version=str(record.code_version), state=record.state, present=int(usable.sum()),
+        filled=int(take.sum()), filled_by_color=dict(sorted(by_color.items())), stale_rows=stale,
+        unverified_rows=unverified,
     )
-    return values, pa.array(mask), source
 
 
-def _gather_vectors(column: pa.ChunkedArray, rows: np.ndarray, mask: np.ndarray) -> pa.FixedSizeListArray:
-    """Vectors at `rows` (null where `mask` is false), gathered with numpy chunk by chunk.
+def _gather_vectors(gathers: list[tuple[pa.ChunkedArray, np.ndarray, np.ndarray]], n: int) -> pa.FixedSizeListArray:
+    """Vectors gathered with numpy chunk by chunk: from each (column, rows, take), rows where `take`.
 
     `ChunkedArray.take` on fixed-size lists is ~10x slower and peaks at several
-    copies of a piano-roll table; this copies each wanted vector once.
+    copies of a piano-roll table; this copies each wanted vector once. The
+    result has the first column's type (null where no column supplied a row).
     """
-    size = column.type.list_size
-    out = np.zeros((len(rows), size), dtype=column.type.value_type.to_pandas_dtype())
-    start = 0
-    for chunk in column.chunks:
-        end = start + len(chunk)
-        hits = np.flatnonzero(mask & (rows >= start) & (rows < end))
-        if hits.size:
-            out[hits] = _raw_rows(chunk)[rows[hits] - start]
-        start = end
-    values = pa.Array.from_buffers(column.type.value_type, out.size, [None, pa.py_buffer(out)])  # no copy
-    return pa.FixedSizeListArray.from_arrays(values, type=column.type, mask=pa.array(~mask))
+    list_type = gathers[0][0].type
+    out = np.zeros((n, list_type.list_size), dtype=list_type.value_type.to_pandas_dtype())
+    taken = np.zeros(n, dtype=bool)
+    for column, rows, take in gathers:
+        taken |= take
+        start = 0
+        for chunk in column.chunks:
+            end = start + len(chunk)
+            hits = np.flatnonzero(take & (rows >= start) & (rows < end))
+            if hits.size:
+                out[hits] = _raw_rows(chunk)[rows[hits] - start]
+            start = end
+    values = pa.Array.from_buffers(list_type.value_type, out.size, [None, pa.py_buffer(out)])  # no copy
+    return pa.FixedSizeListArray.from_arrays(values, type=list_type, mask=pa.array(~taken))
 
 
 def _raw_rows(chunk: pa.FixedSizeListArray) -> np.ndarray:

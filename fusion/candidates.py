@@ -110,6 +110,7 @@ class ScoreResult:
     rank: int | None = None
     error: str | None = None
     inputs: dict[str, bool] = field(default_factory=dict)  # model input -> fed (true) or null path (false)
+    via: dict[str, str] = field(default_factory=dict)  # model input -> the feature table whose encoder fed it
     unused: tuple[str, ...] = ()  # inputs the candidate gave that the model does not take
 
     def top_mode(self, dimension: str) -> str | None:

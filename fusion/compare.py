@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from featurestore.errors import ChromaticError, TableNotFoundError
-from featurestore.schemas import MODALITIES, FeatureTableName
+from featurestore.join import check_spec, source_tables
+from featurestore.schemas import MODALITIES
 from featurestore.store import Store
 from fusion.errors import ModelError
 from fusion.folds import SUMMARY_KEYS, aggregate, mean_sd_text, run_summary
@@ -90,14 +91,14 @@ def validate_grid(grid: dict[str, list[str | None]]) -> None:
             raise ModelError(f"no versions given for {name!r}; list ENCODER:VERSION entries or 'none'")
         for spec in specs:
             if spec is not None:
-                FeatureTableName.from_spec(name, spec)
+                check_spec(name, spec)
     if all(spec is None for specs in grid.values() for spec in specs):
         raise ModelError("every input in the compare grid is 'none'; give at least one ENCODER:VERSION")
 
 
 def check_tables_exist(store: Store, grid: dict[str, list[str | None]]) -> None:
     """Fail before training anything when a listed version has no feature table."""
-    wanted = {str(FeatureTableName.from_spec(n, s)) for n, specs in grid.items() for s in specs if s is not None}
+    wanted = {t for n, specs in grid.items() for s in specs if s is not None for t in source_tables(store, n, s)}
     existing = set(store.table_names())
     missing = sorted(wanted - existing)
     if missing:

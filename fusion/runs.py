@@ -52,7 +52,7 @@ from fusion.metrics import Predictions
 from fusion.model import FusionConfig, FusionModel
 from fusion.report import write_report
 
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2  # 2: per-input `tables` (coalesced inputs) replace the single table's fields
 
 
 @dataclass
@@ -91,12 +91,14 @@ class Run:
     def require_same_encoders(self, joined: JoinResult, consequence: str) -> None:
         """ModelError (ending in `consequence`) when a joined table now holds another encoder config."""
         for source in joined.sources.values():
-            trained = self.input_record(source.input)["fingerprint"]
-            if source.fingerprint != trained:
-                raise ModelError(
-                    f"{source.table} now holds another encoder config (fingerprint {source.fingerprint}; run "
-                    f"{self.run_id} was trained on {trained}); {consequence}"
-                )
+            record = self.input_record(source.input)
+            trained = {t["table"]: t["fingerprint"] for t in record.get("tables") or [record]}  # format 1: one table
+            for table in source.tables:
+                if table.fingerprint != trained.get(table.table):
+                    raise ModelError(
+                        f"{table.table} now holds another encoder config (fingerprint {table.fingerprint}; run "
+                        f"{self.run_id} was trained on {trained.get(table.table)}); {consequence}"
+                    )
 
 
 def new_run_id(inputs: dict[str, str], config: dict) -> str:
@@ -144,7 +146,7 @@ def _register(store: Store, run_id: str, directory: Path, manifest: dict, conten
     record = ModelRecord(
         run_id=run_id,
         inputs={i["name"]: i["spec"] for i in manifest["inputs"]},
-        feature_tables={i["table"]: i["lance_version"] for i in manifest["inputs"]},
+        feature_tables={t["table"]: t["lance_version"] for i in manifest["inputs"] for t in i["tables"]},
         config=contents.train_config,
         metrics=contents.metrics["overall"],
         artifact_path=publish_run(store, run_id, directory),
@@ -161,13 +163,14 @@ def build_manifest(run_id: str, contents: RunContents) -> dict:
     config = contents.model.config
     inputs = []
     for spec in config.inputs:
-        source = contents.sources[spec.name].to_dict()
-        source["params"] = json.loads(source["params"])
-        source.pop("input")  # the entry's "name"
-        inputs.append(
-            {"name": spec.name, "spec": f"{source['encoder']}:{source['version']}", **source,
-             "value_input": f"{spec.name}_values", "mask_input": f"{spec.name}_mask"}
-        )
+        source = contents.sources[spec.name]
+        # "spec" is the input as given (a coalesced one names every table); "tables" holds each
+        # table's identity, the Lance version read and the rows it filled: the scorer routes by it.
+        inputs.append({
+            "name": spec.name, "spec": source.spec, "kind": source.kind, "shape": list(source.shape),
+            "dtype": source.dtype, "present": source.present, "tables": [t.to_dict() for t in source.tables],
+            "value_input": f"{spec.name}_values", "mask_input": f"{spec.name}_mask",
+        })
     summary = dict(contents.summary)
     return {
         "format": MANIFEST_FORMAT,

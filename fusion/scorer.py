@@ -12,6 +12,12 @@ decoding and encoder code as a stored segment and gets the same vector.
   manifest (other params, weights or code) is refused with ModelError naming
   the input, the encoder and both fingerprints: its vectors would not be what
   the model was trained on.
+* An input trained on a coalesced spec (`pianoroll:v1|basicpitch:v1`) routes each
+  candidate as the join routed each segment: through the first of its tables
+  whose modality the candidate gives. A MIDI candidate goes through `pianoroll`,
+  an audio-only one through the transcription, so audio is scored with no audio
+  model. The manifest's per-input `tables` are the one statement of that rule;
+  each result's `via` names the table whose encoder fed each input.
 * Inputs a candidate lacks take the model's null path (mask false). An input
   that is given but cannot be read or encoded makes that candidate fail (its
   result carries the error, ranked last); the rest of the batch is scored.
@@ -67,25 +73,38 @@ class ChromaticScorer:
         self.inputs: dict[str, dict] = {record["name"]: record for record in self.manifest["inputs"]}
         # Bytes, not a path: the export is self-contained, and a run in a bucket needs no local copy.
         self.session = _session(files.read_bytes(self.export["file"]), files.uri(self.export["file"]), threads)
-        self._encoders: dict[str, Encoder] = {}
+        self._encoders: dict[tuple[str, int], Encoder] = {}
         self._text_cache: dict[tuple[str, str], np.ndarray | str] = {}
-        for name, record in self.inputs.items():
-            if record.get("model_id") is None:  # cheap to build: refuse a mismatch now
-                self.encoder(name)
+        for name in self.inputs:
+            for index, source in enumerate(self.sources(name)):
+                if source.get("model_id") is None:  # cheap to build: refuse a mismatch now
+                    self.encoder(name, index)
 
     # -- encoders ----------------------------------------------------------------------
-    def encoder(self, name: str) -> Encoder:
-        """The encoder of model input `name`, built on first use and checked against the manifest."""
+    def sources(self, name: str) -> list[dict]:
+        """The tables that feed model input `name`, in the join's fill order, each with the modality it reads.
+
+        A candidate takes the first source whose modality it gives (a MIDI candidate the
+        piano roll, an audio-only one the transcription), as a segment did in the join.
+        Manifests of format 1 list no tables: the input itself is the one source.
+        """
+        record = self.inputs[name]
+        if "tables" not in record:
+            return [{**record, "modality": name}]
+        return [{**table, "shape": record["shape"]} for table in record["tables"]]
+
+    def encoder(self, name: str, source: int = 0) -> Encoder:
+        """The encoder of table `source` of model input `name`, built on first use and checked against the manifest."""
         if name not in self.inputs:
             raise ModelError(f"this model has no input {name!r}; its inputs: {', '.join(self.inputs)}")
-        if name not in self._encoders:
-            identity = EncoderIdentity.from_manifest(self.inputs[name])
+        if (name, source) not in self._encoders:
+            identity = EncoderIdentity.from_manifest(self.sources(name)[source])
             try:
-                self._encoders[name] = encoder_from_identity(identity, device=self.device)
+                self._encoders[(name, source)] = encoder_from_identity(identity, device=self.device)
             except EncoderIdentityError as exc:
                 raise ModelError(f"input {name!r}, which the model was trained on: {exc}. Install the same "
                                  "encoder code/weights or retrain on this version") from None
-        return self._encoders[name]
+        return self._encoders[(name, source)]
 
     # -- scoring -----------------------------------------------------------------------
     def score(self, midi=None, audio=None, sample_rate: int | None = None, lyrics: str | None = None,
@@ -124,7 +143,8 @@ class ChromaticScorer:
 
     def _unused(self, candidate: Candidate, concept: str | None) -> tuple[str, ...]:
         given = candidate.given() + ((SHARED_INPUT,) if concept is not None else ())
-        return tuple(name for name in given if name not in self.inputs)
+        read = {source["modality"] for name in self.inputs for source in self.sources(name)}
+        return tuple(name for name in given if name not in read)
 
     def _candidate_feeds(self, items: list[Candidate], results: list[ScoreResult]) -> dict:
         """{input: (values [B, *shape] float32, mask [B])} for the per-candidate inputs; errors go to results."""
@@ -132,12 +152,18 @@ class ChromaticScorer:
         for name in (n for n in self.inputs if n != SHARED_INPUT):
             values = np.zeros((len(items), *self.inputs[name]["shape"]), dtype=np.float32)
             mask = np.zeros(len(items), dtype=bool)
-            rows = [i for i, c in enumerate(items) if getattr(c, name) is not None and results[i].error is None]
-            for i, encoded in zip(rows, self._encode(name, [items[i] for i in rows])):
-                if isinstance(encoded, str):
-                    results[i].error = f"{name}: {encoded}"
-                else:
-                    values[i], mask[i] = encoded, True
+            routed: set[int] = set()
+            for index, source in enumerate(self.sources(name)):
+                modality = source["modality"]
+                rows = [i for i, c in enumerate(items)
+                        if i not in routed and getattr(c, modality) is not None and results[i].error is None]
+                routed.update(rows)
+                for i, encoded in zip(rows, self._encode(name, index, modality, [items[i] for i in rows])):
+                    results[i].via[name] = source["table"]
+                    if isinstance(encoded, str):
+                        results[i].error = f"{name} (from {modality}): {encoded}"
+                    else:
+                        values[i], mask[i] = encoded, True
             feeds[name] = (values, mask)
         return feeds
 
@@ -150,19 +176,19 @@ class ChromaticScorer:
             raise ModelError(f"cannot encode the concept text {concept!r}: {vector}")
         return np.broadcast_to(vector, (batch, *shape)), np.ones(batch, dtype=bool)
 
-    def _encode(self, name: str, candidates: list[Candidate]) -> list[np.ndarray | str]:
-        """One encoder call for every candidate's `name` input: a vector, or the reason it failed."""
+    def _encode(self, name: str, source: int, modality: str, candidates: list[Candidate]) -> list[np.ndarray | str]:
+        """One encoder call for every candidate's `modality` into input `name`: a vector, or why it failed."""
         out: list[np.ndarray | str] = [""] * len(candidates)
         readable: list[tuple[int, EncoderInput]] = []
         for k, candidate in enumerate(candidates):
             try:
-                readable.append((k, encoder_input(candidate, name)))
+                readable.append((k, encoder_input(candidate, modality)))
             except BadInput as exc:
                 out[k] = str(exc) or type(exc).__name__
         if name in TEXT_INPUTS:
             encoded = self._encode_texts(name, [item.text for _, item in readable])
         else:
-            raw = self.encoder(name).encode([item for _, item in readable], name) if readable else []
+            raw = self.encoder(name, source).encode([item for _, item in readable], modality) if readable else []
             encoded = [self._checked(name, r) for r in raw]
         for (k, _), value in zip(readable, encoded):
             out[k] = value

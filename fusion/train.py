@@ -134,7 +134,7 @@ def _train_split(store, inputs, config: TrainConfig, data: FusionData, joined_id
     history, summary["best_epoch"] = fit(model, data, train_idx, val_idx, config, progress)
     pred, logits = predict(model, data, val_idx, config.batch_size)
     candidates = predict_midi_candidates(model, data, val_idx, config.batch_size)
-    metrics = compute_metrics(pred, None if candidates is None else candidates[0])
+    metrics = run_metrics(pred, sources, None if candidates is None else candidates[0])
     run_id = new_run_id(inputs, {**asdict(config), "fold": summary["fold"]})
     contents = RunContents(model, sources, versions, asdict(config), pred, logits["fused"], metrics, history, summary,
                            candidates=None if candidates is None else (candidates[0], candidates[1]["fused"]))
@@ -262,9 +262,10 @@ def _summary(data: FusionData, joined, train_idx, val_idx) -> dict:
         "segments": joined.table.num_rows, "used": len(data), "train": len(train_idx), "val": len(val_idx),
         "val_songs": sorted(set(data.song_ids[val_idx].tolist())),
         "present": {name: int(data.masks[name].sum()) for name in data.inputs},
-        "incomplete_tables": [s.table for s in joined.sources.values() if s.state != "complete"],
-        "stale_rows": {s.table: s.stale_rows for s in joined.sources.values() if s.stale_rows},
-        "unverified_rows": {s.table: s.unverified_rows for s in joined.sources.values() if s.unverified_rows},
+        "incomplete_tables": [t.table for s in joined.sources.values() for t in s.tables if t.state != "complete"],
+        "stale_rows": {t.table: t.stale_rows for s in joined.sources.values() for t in s.tables if t.stale_rows},
+        "unverified_rows": {t.table: t.unverified_rows for s in joined.sources.values() for t in s.tables
+                            if t.unverified_rows},
         "skipped": [{"segment_id": sid, "reason": reason} for sid, reason in data.skipped],
         "skipped_by_reason": reasons,
     }
@@ -301,5 +302,12 @@ def evaluate_run(store: Store, run_id: str, batch_size: int | None = None) -> Ev
     pred, _ = predict(run.model, data, val_idx, batch_size)
     candidates = predict_midi_candidates(run.model, data, val_idx, batch_size)
     moved = {t: (v, store.version(t)) for t, v in recorded.items() if store.version(t) != v}
-    metrics = compute_metrics(pred, None if candidates is None else candidates[0])
+    metrics = run_metrics(pred, joined.sources, None if candidates is None else candidates[0])
     return EvalResult(run_id, metrics, run.metrics, moved)
+
+
+def run_metrics(pred: Predictions, sources: dict, candidates: Predictions | None = None) -> dict:
+    """Validation metrics (with the MIDI-candidate view when there is one) plus, per input, the rows each table
+    filled (coalesced inputs: per colour too)."""
+    fills = {name: source.fills() for name, source in sources.items()}
+    return {**compute_metrics(pred, candidates), "input_fills": fills}

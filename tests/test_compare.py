@@ -26,6 +26,8 @@ def test_combinations_skip_the_empty_one_and_label_every_input():
         "audio=none midi=roll:v1 lyrics=none",
     ]
     assert combinations({"audio": [None, "clap:v1"]}) == [{"audio": "clap:v1"}]
+    coalesced = combinations({"midi": ["roll:v1", "roll:v1|tr:v1"]})
+    assert [combination_label(c) for c in coalesced] == ["midi=roll:v1", "midi=roll:v1|tr:v1"]
 
 
 @pytest.mark.parametrize(
@@ -35,6 +37,8 @@ def test_combinations_skip_the_empty_one_and_label_every_input():
         ({"audio": []}, ModelError),
         ({"audio": [None]}, ModelError),
         ({"audio": ["clap"]}, StoreError),
+        ({"midi": ["roll:v1|"]}, StoreError),
+        ({"midi": ["roll:v1|tr"]}, StoreError),
     ],
 )
 def test_bad_grids_are_refused(grid, error):

@@ -250,7 +250,7 @@ def test_fingerprint_mismatch_is_refused(trained, tmp_path):
         copy.mkdir()
         shutil.copy(run_dir / ONNX_FILE, copy / ONNX_FILE)
         edited = json.loads(json.dumps(manifest))
-        record = next(r for r in edited["inputs"] if r["name"] == name)
+        record = next(r for r in edited["inputs"] if r["name"] == name)["tables"][0]
         real, record["fingerprint"] = record["fingerprint"], "0000000000000000"
         (copy / MANIFEST).write_text(json.dumps(edited))
         with pytest.raises(ModelError) as caught:

@@ -4,7 +4,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from featurestore import SchemaMismatchError, TableNotFoundError
+from featurestore import SchemaMismatchError, StoreError, TableNotFoundError
 from featurestore.join import input_arrays, join
 from featurestore.registry import EncoderRecord, put_encoder_record
 from featurestore.schemas import SEGMENTS, feature_schema
@@ -79,11 +79,11 @@ def test_join_records_lance_versions_and_rejoins_old_version(tiny_store):
     vectors = colour_vectors(tiny_store, (4,), keep=1.0)
     name = write_feature_table(tiny_store, "lyrics", "fake:v1", vectors, (4,))
     first = join(tiny_store, {"lyrics": "fake:v1"})
-    assert first.sources["lyrics"].lance_version == tiny_store.version(name)
+    assert first.sources["lyrics"].tables[0].lance_version == tiny_store.version(name)
     assert first.versions[SEGMENTS] == tiny_store.version(SEGMENTS)
     changed = {sid: np.full(4, 7.0) for sid in vectors}
     write_feature_table(tiny_store, "lyrics", "fake:v1", changed, (4,))
-    assert tiny_store.version(name) > first.sources["lyrics"].lance_version
+    assert tiny_store.version(name) > first.sources["lyrics"].tables[0].lance_version
     again = join(tiny_store, {"lyrics": "fake:v1"}, versions=first.versions)
     assert again.table.column("lyrics").equals(first.table.column("lyrics"))
     latest = join(tiny_store, {"lyrics": "fake:v1"})
@@ -125,3 +125,84 @@ def test_shape_disagreeing_with_registry_is_refused(tiny_store):
     write_feature_table(tiny_store, "concept", "fake:v1", vectors, (4,), registry_shape=(5,))
     with pytest.raises(SchemaMismatchError, match=r"\(5,\)"):
         join(tiny_store, {"concept": "fake:v1"})
+
+
+def _coalesce_store(store):
+    """midi.roll.v1 (ones) where segments have MIDI; audio.tr.v1 (twos) where they have audio."""
+    rows = store.read(SEGMENTS, ["segment_id", "has_midi", "has_audio", "color"]).to_pylist()
+    midi = {r["segment_id"]: (np.ones((2, 3)) if r["has_midi"] else None) for r in rows}
+    audio = {r["segment_id"]: (np.full((2, 3), 2.0) if r["has_audio"] else None) for r in rows}
+    write_feature_table(store, "midi", "roll:v1", midi, (2, 3), kind="tensor", dtype="float16")
+    write_feature_table(store, "audio", "tr:v1", audio, (2, 3), kind="tensor", dtype="float16")
+    return rows
+
+
+def test_coalesced_input_takes_the_first_present_source_and_counts_fills(tiny_store):
+    rows = _coalesce_store(tiny_store)
+    result = join(tiny_store, {"midi": "roll:v1|tr:v1"})
+    arrays = input_arrays(result, "midi")
+    by_id = {r["segment_id"]: r for r in rows}
+    for index, sid in enumerate(result.table.column("segment_id").to_pylist()):
+        row = by_id[sid]
+        expected = 1.0 if row["has_midi"] else 2.0 if row["has_audio"] else 0.0
+        assert arrays.mask[index] == (row["has_midi"] or row["has_audio"])
+        assert np.all(arrays.values[index] == expected)
+    source = result.sources["midi"]
+    assert source.coalesced and source.spec == "roll:v1|tr:v1"
+    roll, tr = source.tables
+    assert (roll.table, tr.table) == ("midi.roll.v1", "audio.tr.v1")
+    assert roll.filled == sum(r["has_midi"] for r in rows)
+    assert tr.filled == sum(r["has_audio"] and not r["has_midi"] for r in rows) > 0
+    assert tr.present == sum(r["has_audio"] for r in rows) > tr.filled
+    assert source.present == roll.filled + tr.filled == int(arrays.mask.sum())
+    for color in {r["color"] for r in rows}:
+        gained = sum(r["has_audio"] and not r["has_midi"] for r in rows if r["color"] == color)
+        assert tr.filled_by_color.get(color, 0) == gained
+    assert result.versions["audio.tr.v1"] == tiny_store.version("audio.tr.v1")
+    assert source.fills()["audio.tr.v1"]["filled"] == tr.filled
+
+
+def test_a_spec_finds_its_table_under_another_modality(tiny_store):
+    _coalesce_store(tiny_store)
+    result = join(tiny_store, {"midi": "tr:v1"})  # a model on transcriptions alone
+    assert result.sources["midi"].tables[0].table == "audio.tr.v1" and not result.sources["midi"].coalesced
+
+
+def test_coalesced_sources_must_share_a_shape_and_be_listed_once(tiny_store):
+    _coalesce_store(tiny_store)
+    vectors = {sid: np.zeros((3, 2)) for sid in tiny_store.keys(SEGMENTS)}
+    write_feature_table(tiny_store, "audio", "tr:v2", vectors, (3, 2), kind="tensor")
+    with pytest.raises(SchemaMismatchError, match="one shape"):
+        join(tiny_store, {"midi": "roll:v1|tr:v2"})
+    with pytest.raises(StoreError, match="twice"):
+        join(tiny_store, {"midi": "roll:v1|roll:v1"})
+    with pytest.raises(StoreError, match="bad input spec"):
+        join(tiny_store, {"midi": "roll:v1|"})
+
+
+def test_versions_and_info_show_what_transcription_adds_per_colour(tiny_store):
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+    from featurestore.coverage import coalesced_coverage, list_versions
+
+    rows = _coalesce_store(tiny_store)
+    [pair] = coalesced_coverage(tiny_store)
+    assert pair["spec"] == "roll:v1|tr:v1" and pair["tables"] == ["midi.roll.v1", "audio.tr.v1"]
+    gained = [r for r in rows if r["has_audio"] and not r["has_midi"]]
+    assert pair["gained"] == len(gained) > 0
+    for color in {r["color"] for r in rows}:
+        of_color = [r for r in rows if r["color"] == color]
+        assert pair["gained_by_color"].get(color, 0) == sum(r in gained for r in of_color)
+        after = sum(r["has_midi"] or r["has_audio"] for r in of_color)
+        assert pair["after"]["coverage_pct_by_color"][color] == round(100 * after / len(of_color), 1)
+    assert pair["before"]["coverage_pct"] < pair["after"]["coverage_pct"]
+    listed = {v["table"]: v for v in list_versions(tiny_store)}
+    assert listed["audio.tr.v1"]["coalesced"] == [pair] and listed["midi.roll.v1"]["coalesced"] == []
+    runner = CliRunner()
+    info = json.loads(runner.invoke(app, ["info", "--store", tiny_store.uri, "--json"]).stdout)
+    assert info["coalesced"] == [pair]
+    shown = runner.invoke(app, ["versions", "--store", tiny_store.uri])
+    assert shown.exit_code == 0 and "roll:v1|tr:v1" in shown.output and "gained" in shown.output
