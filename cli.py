@@ -33,6 +33,9 @@ DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")]
 ModalityDropoutOpt = Annotated[
     float, typer.Option(min=0.0, max=0.99, help="Per-sample chance of hiding each present input in training.")
 ]
+FoldsOpt = Annotated[int, typer.Option(
+    min=1, help="1: one held-out split (--val-fraction); K > 1: song-grouped K-fold, one run per fold, "
+    "metrics as mean ± sd over folds.")]
 SoloDropoutOpt = Annotated[
     float, typer.Option(min=0.0, max=1.0, help="Per-sample chance of keeping only one present input in training.")
 ]
@@ -194,6 +197,7 @@ def train_command(
         int, typer.Option(min=1, help="Epochs without a better validation score before stopping.")
     ] = 10,
     val_fraction: Annotated[float, typer.Option(help="Share of each colour's songs held out for validation.")] = 0.2,
+    folds: FoldsOpt = 1,
     modality_dropout: ModalityDropoutOpt = 0.15,
     solo_dropout: SoloDropoutOpt = 0.3,
     device: DeviceOpt = "cpu",
@@ -207,30 +211,40 @@ def train_command(
 
     Example: chromatic train --audio clap:v1 --midi pianoroll:v2 --lyrics minilm:v1 --concept minilm:v1
     """
-    from fusion.train import TrainConfig, train
+    from fusion.train import TrainConfig, train_folds
 
     inputs = {k: v for k, v in {"audio": audio, "midi": midi, "lyrics": lyrics, "concept": concept}.items() if v}
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
-                         val_fraction=val_fraction, seed=seed, fusion=fusion, device=device, threads=threads,
-                         modality_dropout=modality_dropout, solo_dropout=solo_dropout)
-    result = train(open_store(store, create=False), inputs, config,
-                   progress=lambda row: render.print_epoch(row, epochs))
-    render.print_train_result(result, as_json=json_out)
+                         val_fraction=val_fraction, folds=folds, seed=seed, fusion=fusion, device=device,
+                         threads=threads, modality_dropout=modality_dropout, solo_dropout=solo_dropout)
+    results = train_folds(open_store(store, create=False), inputs, config,
+                          progress=lambda row: render.print_epoch(row, epochs))
+    if len(results) == 1:
+        render.print_train_result(results[0], as_json=json_out)
+    else:
+        render.print_fold_results(results, as_json=json_out)
 
 
 @app.command("eval")
 @friendly_errors
 def eval_command(
-    run_id: Annotated[str, typer.Argument(help="Run id printed by `chromatic train` (run-YYYYmmdd-HHMMSS-xxxxxx).")],
+    run_ids: Annotated[list[str], typer.Argument(
+        help="Run id(s) printed by `chromatic train` (run-YYYYmmdd-HHMMSS-xxxxxx); give the K fold runs of "
+        "`train --folds K` or `compare --folds K` for their mean ± sd.")],
     store: StoreOpt = None,
     json_out: JsonOpt = False,
 ):
-    """Re-compute a run's validation metrics from the store at the recorded Lance versions."""
+    """Re-compute runs' validation metrics (and the MIDI-candidate view) from the store at the recorded Lance versions."""
     from fusion.train import evaluate_run
 
-    result = evaluate_run(open_store(store, create=False), run_id)
-    render.warn_moved_tables(result.moved_tables)
-    render.print_eval_result(result, as_json=json_out)
+    handle = open_store(store, create=False)
+    results = [evaluate_run(handle, run_id) for run_id in run_ids]
+    for result in results:
+        render.warn_moved_tables(result.moved_tables)
+    if len(results) == 1:
+        render.print_eval_result(results[0], as_json=json_out)
+    else:
+        render.print_eval_folds(results, as_json=json_out)
 
 _VERSIONS_HELP = "Comma list of ENCODER:VERSION to try for {}; 'none' = leave it out."
 
@@ -252,12 +266,17 @@ def compare_command(
     concept: Annotated[Optional[str], typer.Option(help=_VERSIONS_HELP.format("concept"))] = None,
     epochs: Annotated[Optional[int], typer.Option(min=1, help="Epochs per combination.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the song split and training.")] = None,
+    folds: FoldsOpt = 1,
     modality_dropout: ModalityDropoutOpt = 0.15,
     solo_dropout: SoloDropoutOpt = 0.3,
     store: StoreOpt = None,
     json_out: JsonOpt = False,
 ):
-    """Train one model per combination of versions (same split and seed) and compare accuracies.
+    """Train one model per combination of versions (same split or folds, same seed) and compare them.
+
+    Reports full-row accuracies, the no-lyrics subset, and the MIDI-candidate view (each validation row with
+    MIDI scored with MIDI alone, as the scorer does): colour accuracy, ranking AUC, calibration error; with
+    --folds K, mean ± sd over K song-grouped folds. Collapsed models (a constant fitness function) are flagged.
 
     Example: chromatic compare --audio clap:v1,mert:v1,none --midi pianoroll:v1,pianoroll:v2
     --lyrics minilm:v1 --concept minilm:v1 --epochs 30
@@ -268,9 +287,9 @@ def compare_command(
     options = {"audio": audio, "midi": midi, "lyrics": lyrics, "concept": concept}
     grid = {name: _version_list(value) for name, value in options.items() if value is not None}
     given = {"epochs": epochs, "seed": seed}
-    config = TrainConfig(**{k: v for k, v in given.items() if v is not None}, threads=1,
+    config = TrainConfig(**{k: v for k, v in given.items() if v is not None}, threads=1, folds=folds,
                          modality_dropout=modality_dropout, solo_dropout=solo_dropout)
-    progress = render.CompareProgress(config.epochs)
+    progress = render.CompareProgress(config.epochs * config.folds)
     with progress.bar:
         rows = compare(open_store(store, create=False), grid, config, progress=progress)
     render.print_compare(rows, config.seed, as_json=json_out)

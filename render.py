@@ -179,11 +179,54 @@ def print_train_result(result, as_json: bool = False) -> None:
     summary = result.summary
     _print_metrics(f"{result.run_id}: validation ({summary['val']} segments, best epoch {summary['best_epoch']})",
                    result.metrics)
+    _print_fitness(result.metrics)
     for table in summary["incomplete_tables"]:
         console.print(f"[yellow]warning:[/] {table} is still being encoded; its missing segments were masked")
     for reason, count in sorted(summary["skipped_by_reason"].items()):
         console.print(f"[yellow]{count} segment(s) skipped or masked: {reason}[/] (listed in manifest.json)")
     console.print(f"run: {result.run_dir}\nreport: {result.run_dir / 'report.png'}")
+
+
+_FITNESS_COLUMNS = ["view", "n", "colour", "ranking AUC", "ECE", "match spread", "colours predicted"]
+
+
+def _print_fitness(metrics: dict) -> None:
+    """The model as the scorer's fitness function, and a loud warning when it collapsed."""
+    fitness = metrics.get("fitness") or {}
+    keys = ("n", "color_acc", "ranking_auc", "color_ece", "match_spread", "colours_predicted")
+    rows = [[view] + [block.get(k) for k in keys] for view, block in fitness.items() if block]
+    if rows:
+        console.print(rich_table("as a fitness function (MIDI candidates: MIDI alone, as the scorer feeds it)",
+                                 _FITNESS_COLUMNS, rows))
+    for view, block in fitness.items():
+        for reason in (block or {}).get("collapse", []):
+            err_console.print(f"[red]COLLAPSED[/] ({view}): {reason}; this model cannot rank candidates")
+
+
+def print_fold_results(results, as_json: bool = False) -> None:
+    """`train --folds K`: each fold's run, then the mean ± sd over folds."""
+    from fusion.folds import aggregate, run_summary
+
+    summary = aggregate([run_summary(r.metrics) for r in results])
+    if as_json:
+        print_json({"runs": [{"run_id": r.run_id, "run_dir": str(r.run_dir), "metrics": r.metrics} for r in results],
+                    "mean_sd": summary})
+        return
+    for result in results:
+        console.print(f"fold {result.summary.get('fold')}: {result.run_id} ({result.summary['val']} validation rows)")
+        _print_fitness(result.metrics)
+    print_fold_summary(f"{len(results)} folds: mean ± sd", summary)
+
+
+def print_fold_summary(title: str, summary: dict) -> None:
+    from fusion.folds import SUMMARY_KEYS, mean_sd_text
+
+    rows = [[key, summary[key] if key.endswith("n") else mean_sd_text(summary[key], summary.get(f"{key}_sd"))]
+            for key in SUMMARY_KEYS]
+    console.print(rich_table(title, ["metric", "value"], rows))
+    if summary.get("collapsed"):
+        err_console.print(f"[red]COLLAPSED[/] in {summary['collapsed']} of {summary['folds']} fold(s): "
+                          + "; ".join(summary["collapse"]))
 
 
 def warn_moved_tables(moved_tables: dict) -> None:
@@ -198,8 +241,23 @@ def print_eval_result(result, as_json: bool = False) -> None:
                     "moved_tables": result.moved_tables})
         return
     _print_metrics(f"{result.run_id}: validation (re-computed)", result.metrics)
+    _print_fitness(result.metrics)
     same = "match" if result.metrics == result.stored_metrics else "DIFFER from"
     console.print(f"re-computed metrics {same} the stored metrics.json")
+
+
+def print_eval_folds(results, as_json: bool = False) -> None:
+    """`eval RUN RUN ...` (e.g. the K fold runs of a compare): each run, then the mean ± sd over them."""
+    from fusion.folds import aggregate, run_summary
+
+    summary = aggregate([run_summary(r.metrics) for r in results])
+    if as_json:
+        print_json({"runs": [{"run_id": r.run_id, "metrics": r.metrics, "moved_tables": r.moved_tables}
+                             for r in results], "mean_sd": summary})
+        return
+    for result in results:
+        print_eval_result(result)
+    print_fold_summary(f"{len(results)} runs: mean ± sd (re-computed)", summary)
 
 
 class CompareProgress:
@@ -228,10 +286,16 @@ def print_compare(rows: list[dict], seed: int, as_json: bool = False) -> None:
 
     trained = [row for row in rows if row["status"] == "ok"]
     failed = [row for row in rows if row["status"] != "ok"]
-    title = f"compare: validation accuracies (seed {seed}, same song split for every row)"
+    folds = max([row.get("folds") or 1 for row in trained] or [1])
+    split = f"{folds} song folds, mean ± sd" if folds > 1 else "same song split for every row"
+    title = f"compare: validation accuracies (seed {seed}, {split})"
     console.print(rich_table(title, COMPARE_HEADERS, compare_table_rows(trained)))
     for row in failed:
         err_console.print(f"[red]failed[/] {row['combination']}: {row['status']}")
+    for row in trained:
+        if row.get("collapsed"):
+            err_console.print(f"[red]COLLAPSED[/] {row['combination']} in {row['collapsed']} of {row['folds']} "
+                              f"fold(s): {'; '.join(row['collapse'])}")
     console.print(f"{len(trained)} of {len(rows)} combinations trained, {len(failed)} failed.")
 
 

@@ -1,9 +1,10 @@
 """`compare`: train one fusion model per combination of stored feature versions.
 
 Every combination is trained with the same TrainConfig, so the same seed and
-the same song split: the rows differ only in which inputs the model saw. Each
-combination is a normal run (artifacts, registry row); compare returns one
-summary row per combination.
+the same song split (or the same K song folds): the rows differ only in which
+inputs the model saw. Each combination is one normal run per fold (artifacts,
+registry row); compare returns one summary row per combination, every number
+the mean over folds with its standard deviation beside it (fusion/folds.py).
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from collections.abc import Callable
 from featurestore.errors import ChromaticError, ModelError, TableNotFoundError
 from featurestore.schemas import MODALITIES, FeatureTableName
 from featurestore.store import Store
-from fusion.train import TrainConfig, TrainResult, train
+from fusion.folds import SUMMARY_KEYS, aggregate, mean_sd_text, run_summary
+from fusion.train import TrainConfig, TrainResult, train_folds
 
 # Called with {"stage": "epoch", ...one history row} after each epoch and
 # {"stage": "done", "row": summary row} after each combination; both carry
 # "combination" (label), "index" (1-based) and "total".
 CompareProgressFn = Callable[[dict], None]
 
-SUMMARY_KEYS: tuple[str, ...] = ("mode_acc", "color_acc", "color_macro_f1")
 # (row key, printed header), in table order. Failures are listed apart, with their reasons.
 _COLUMNS: tuple[tuple[str, str], ...] = (
     ("combination", "combination"),
@@ -33,8 +34,14 @@ _COLUMNS: tuple[tuple[str, str], ...] = (
     ("no_lyrics_n", "no-lyr n"),
     ("no_lyrics_mode_acc", "no-lyr mode"),
     ("no_lyrics_color_acc", "no-lyr colour"),
-    ("no_lyrics_color_macro_f1", "no-lyr F1"),
+    ("color_ece", "ECE"),
+    ("cand_n", "MIDI cand n"),
+    ("cand_color_acc", "MIDI cand colour"),
+    ("cand_ranking_auc", "MIDI cand AUC"),
+    ("cand_color_ece", "MIDI cand ECE"),
+    ("collapsed", "collapsed"),
 )
+_MEAN_SD_KEYS = frozenset(SUMMARY_KEYS)
 COMPARE_COLUMNS: list[str] = [key for key, _ in _COLUMNS] + ["status"]
 COMPARE_HEADERS: list[str] = [header for _, header in _COLUMNS]
 
@@ -113,22 +120,21 @@ def _train_one(store: Store, combo: dict, config: TrainConfig, event: dict, prog
             progress({**event, "stage": "epoch", **history_row})
 
     try:
-        result = train(store, inputs, config, progress=on_epoch)
+        results = train_folds(store, inputs, config, progress=on_epoch)
     except ChromaticError as exc:
         return {**_empty_row(event["combination"], inputs), "status": f"error: {exc}"}
-    return summary_row(event["combination"], inputs, result)
+    return summary_row(event["combination"], inputs, results)
 
 
-def summary_row(label: str, inputs: dict[str, str], result: TrainResult) -> dict:
-    """Overall and no-lyrics accuracies of one run (None where a block has no answer)."""
+def summary_row(label: str, inputs: dict[str, str], results: list[TrainResult]) -> dict:
+    """The fold mean (key) and sd (key_sd) of every summary number of the runs (None where there is none).
+
+    run_id/run_dir are the first fold's; run_ids/run_dirs list every fold's run.
+    """
     row = _empty_row(label, inputs)
-    overall = result.metrics.get("overall", {})
-    no_lyrics = result.metrics.get("subsets", {}).get("no_lyrics", {})
-    row.update(run_id=result.run_id, run_dir=str(result.run_dir), status="ok")
-    row.update(n=overall.get("n"), no_lyrics_n=no_lyrics.get("n"))
-    for key in SUMMARY_KEYS:
-        row[key] = overall.get(key)
-        row[f"no_lyrics_{key}"] = no_lyrics.get(key)
+    row.update(aggregate([run_summary(result.metrics) for result in results]))
+    row.update(run_id=results[0].run_id, run_dir=str(results[0].run_dir), status="ok",
+               run_ids=[r.run_id for r in results], run_dirs=[str(r.run_dir) for r in results])
     return row
 
 
@@ -138,10 +144,19 @@ def _empty_row(label: str, inputs: dict[str, str]) -> dict:
 
 
 def compare_table_rows(rows: list[dict]) -> list[list]:
-    """`rows` as lists under COMPARE_HEADERS; one input per line keeps the table narrow."""
+    """`rows` as lists under COMPARE_HEADERS (mean ± sd over folds); one input per line keeps the table narrow."""
     table = []
     for row in rows:
-        cells = [row.get(key) for key, _ in _COLUMNS]
+        cells = []
+        for key, _ in _COLUMNS:
+            value = row.get(key)
+            if key in _MEAN_SD_KEYS and isinstance(value, float):
+                value = mean_sd_text(value, row.get(f"{key}_sd"))
+            elif key == "collapsed" and value is not None:
+                value = f"{value}/{row['folds']}"
+            elif key == "run_id" and len(row.get("run_ids") or []) > 1:
+                value = f"{value}\n(+{len(row['run_ids']) - 1} folds)"
+            cells.append(value)
         cells[0] = cells[0].replace(" ", "\n")
         table.append(cells)
     return table

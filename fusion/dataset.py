@@ -133,6 +133,29 @@ def split_by_song(
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
 
+def song_folds(song_ids: np.ndarray, colors: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train_index, val_index) per fold: song-grouped K-fold, stratified by colour, seeded.
+
+    Every song is in exactly one fold's validation rows. Each colour's songs are
+    shuffled and dealt to the folds in turn, continuing where the previous colour
+    stopped, so folds differ by at most one song per colour and in total.
+    """
+    song_ids = np.asarray(song_ids, dtype=object)
+    song_colors = _song_colors(song_ids, np.asarray(colors, dtype=object))
+    if not 2 <= folds <= len(song_colors):
+        raise ModelError(f"cannot make {folds} song folds of {len(song_colors)} songs; use --folds between 2 and "
+                         f"the number of songs ({len(song_colors)}), or --folds 1 for one held-out split")
+    rng = np.random.default_rng(seed)
+    fold_of: dict[str, int] = {}
+    dealt = 0
+    for color in sorted(set(song_colors.values())):
+        for song in rng.permutation(sorted(s for s, c in song_colors.items() if c == color)).tolist():
+            fold_of[song] = dealt % folds
+            dealt += 1
+    assigned = np.asarray([fold_of[song] for song in song_ids], dtype=np.int64)
+    return [(np.flatnonzero(assigned != k), np.flatnonzero(assigned == k)) for k in range(folds)]
+
+
 def _song_colors(song_ids: np.ndarray, colors: np.ndarray) -> dict[str, str]:
     counts: dict[str, dict[str, int]] = {}
     for song, color in zip(song_ids, colors):

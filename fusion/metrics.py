@@ -30,6 +30,16 @@ is not part of the model counts as absent on every row.
   present); reported when audio is an input;
 - ``text_only``: audio and MIDI absent, lyrics or concept present; reported
   when lyrics or concept is an input.
+
+``compute_metrics(pred, candidates)`` adds ``"fitness"``: the model judged as the
+scorer's fitness function (definitions in fusion/quality.py), a block for
+``full`` (the validation rows as they are) and for ``midi_candidates`` (the
+validation rows that have MIDI, scored with MIDI alone: every other input on the
+null path, concept included, as ``ChromaticScorer`` scores a MIDI candidate; None
+when MIDI is not an input). Each block holds ``n``, ``color_acc``,
+``color_macro_f1``, ``ranking_auc``, ``color_ece``, ``match_spread``,
+``colours_predicted`` and ``collapse`` (reasons, empty when healthy); and
+``"collapsed"``: true when either block has a collapse reason.
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ import numpy as np
 
 from featurestore.errors import ModelError
 from featurestore.taxonomy import COLORS, DIMENSIONS, MODES
+from fusion.quality import collapse_reasons, expected_calibration_error, match_spread, ranking_auc
 
 METRIC_KEYS: tuple[str, ...] = (
     "n",
@@ -184,12 +195,34 @@ def subset_masks(pred: Predictions) -> dict[str, np.ndarray]:
     return masks
 
 
-def compute_metrics(pred: Predictions) -> dict:
-    """Overall, per-colour and per-subset metric blocks (see the module docstring)."""
+def compute_metrics(pred: Predictions, candidates: Predictions | None = None) -> dict:
+    """Overall, per-colour, per-subset and fitness blocks (see the module docstring).
+
+    `candidates`: the MIDI-candidate view of the validation rows (fusion.train.predict_midi_candidates).
+    """
     colors = np.asarray(pred.colors)
     per_color = {c: metrics_block(pred.select(colors == c)) for c in COLORS if np.any(colors == c)}
     subsets = {name: metrics_block(pred.select(mask)) for name, mask in subset_masks(pred).items()}
-    return {"overall": metrics_block(pred), "per_color": per_color, "subsets": subsets}
+    fitness = {"full": fitness_block(pred), "midi_candidates": None if candidates is None else fitness_block(candidates)}
+    collapsed = any(block is not None and block["collapse"] for block in fitness.values())
+    return {"overall": metrics_block(pred), "per_color": per_color, "subsets": subsets, "fitness": fitness,
+            "collapsed": collapsed}
+
+
+def fitness_block(pred: Predictions) -> dict:
+    """Colour accuracy, ranking AUC, calibration and collapse of `pred` as a fitness function."""
+    color_true = np.asarray(pred.targets["color"])
+    color_pred = predicted_index(pred, "color")
+    return {
+        "n": len(pred),
+        "color_acc": float((color_true == color_pred).mean()) if len(pred) else None,
+        "color_macro_f1": macro_f1(color_true, color_pred),
+        "ranking_auc": ranking_auc(pred.probs, pred.colors),
+        "color_ece": expected_calibration_error(pred.probs["color"], color_true),
+        "match_spread": match_spread(pred.probs),
+        "colours_predicted": len(set(color_pred.tolist())),
+        "collapse": collapse_reasons(pred.probs, pred.colors),
+    }
 
 
 def metrics_table_rows(metrics: dict) -> list[list]:

@@ -4,7 +4,9 @@ Layout: `<store side dir>/models/<run_id>/` holds `model.pt` (state_dict +
 FusionConfig), `manifest.json` (everything needed to rebuild the inputs exactly:
 feature tables, Lance versions, encoder identities, input/output names and label
 order, training config, split), `metrics.json`, `history.json`,
-`val_predictions.parquet` and `report.png`. The registry row is written last,
+`val_predictions.parquet`, `val_midi_candidates.parquet` (the validation rows with
+MIDI scored with MIDI alone, as the scorer scores a candidate; models with a MIDI
+input only) and `report.png`. The registry row is written last,
 so a run listed in `models` is always complete.
 """
 
@@ -33,6 +35,7 @@ from fusion.report import write_report
 MANIFEST_FORMAT = 1
 WEIGHTS, MANIFEST, METRICS, HISTORY = "model.pt", "manifest.json", "metrics.json", "history.json"
 VAL_PREDICTIONS, REPORT = "val_predictions.parquet", "report.png"
+VAL_MIDI_CANDIDATES = "val_midi_candidates.parquet"
 
 
 @dataclass
@@ -48,6 +51,7 @@ class RunContents:
     metrics: dict
     history: list[dict]
     summary: dict
+    candidates: tuple[Predictions, torch.Tensor] | None = None  # the MIDI-candidate view and its fused embeddings
 
 
 @dataclass
@@ -89,6 +93,8 @@ def save_run(store: Store, run_id: str, contents: RunContents) -> Path:
     _write_json(directory / METRICS, contents.metrics)
     _write_json(directory / HISTORY, contents.history)
     write_val_predictions(directory / VAL_PREDICTIONS, contents.pred, contents.fused)
+    if contents.candidates is not None:
+        write_val_predictions(directory / VAL_MIDI_CANDIDATES, *contents.candidates)
     write_report(directory / REPORT, contents.history, contents.pred, contents.metrics)
     record = ModelRecord(
         run_id=run_id,
@@ -129,12 +135,15 @@ def build_manifest(run_id: str, contents: RunContents) -> dict:
         "split": {
             "by": "song_id",
             "val_fraction": contents.train_config["val_fraction"],
+            "folds": contents.train_config.get("folds", 1),
+            "fold": summary.pop("fold", 0),
             "seed": contents.train_config["seed"],
             "val_songs": summary.pop("val_songs"),
         },
         "data": summary,
         "artifacts": {"weights": WEIGHTS, "metrics": METRICS, "history": HISTORY,
-                      "val_predictions": VAL_PREDICTIONS, "report": REPORT},
+                      "val_predictions": VAL_PREDICTIONS, "report": REPORT,
+                      **({"val_midi_candidates": VAL_MIDI_CANDIDATES} if contents.candidates is not None else {})},
     }
 
 

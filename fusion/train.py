@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ from featurestore.errors import ModelError
 from featurestore.join import join
 from featurestore.store import Store
 from featurestore.taxonomy import DIMENSIONS
-from fusion.dataset import FusionData, build_dataset, split_by_song, val_index_for_songs
+from fusion.dataset import FusionData, build_dataset, song_folds, split_by_song, val_index_for_songs
 from fusion.export import export_onnx
 from fusion.metrics import Predictions, compute_metrics
 from fusion.model import FUSIONS, HEAD_SIZES, FusionConfig, FusionModel, InputSpec
@@ -38,7 +38,8 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     patience: int = 10  # epochs without a better validation score before stopping
-    val_fraction: float = 0.2
+    val_fraction: float = 0.2  # the held-out share of songs when folds == 1
+    folds: int = 1  # > 1: song-grouped K-fold, one run per fold (train_folds); val_fraction is then unused
     seed: int = 0
     fusion: str = "concat"
     modality_dropout: float = 0.15
@@ -53,6 +54,7 @@ class TrainConfig:
         checks = {
             "epochs": self.epochs >= 1, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
             "weight_decay": self.weight_decay >= 0, "patience": self.patience >= 1, "threads": self.threads >= 0,
+            "folds": self.folds >= 1,
             "val_fraction": 0 < self.val_fraction < 1, "modality_dropout": 0 <= self.modality_dropout < 1,
             "solo_dropout": 0 <= self.solo_dropout <= 1,
         }
@@ -60,7 +62,7 @@ class TrainConfig:
         if bad:
             raise ModelError(
                 f"bad training config: {', '.join(bad)}; epochs, batch_size and patience must be >= 1, "
-                "lr > 0, weight_decay and threads >= 0, val_fraction in (0, 1), modality_dropout in [0, 1), solo_dropout in [0, 1]"
+                "lr > 0, weight_decay and threads >= 0, folds >= 1, val_fraction in (0, 1), modality_dropout in [0, 1), solo_dropout in [0, 1]"
             )
         if self.fusion not in FUSIONS:
             raise ModelError(f"unknown fusion {self.fusion!r}; expected one of {', '.join(FUSIONS)}")
@@ -76,26 +78,52 @@ class TrainResult:
 
 
 def train(store: Store, inputs: dict[str, str], config: TrainConfig, progress: ProgressFn | None = None) -> TrainResult:
-    """Join `inputs` ({"audio": "clap:v1", ...}), train, keep the best epoch, write a run."""
+    """Join `inputs` ({"audio": "clap:v1", ...}), train, keep the best epoch, write a run (one split: folds=1)."""
+    if config.folds != 1:
+        raise ModelError(f"train() trains one split but folds={config.folds}; use train_folds for K-fold runs")
+    return train_folds(store, inputs, config, progress)[0]
+
+
+def train_folds(store: Store, inputs: dict[str, str], config: TrainConfig,
+                progress: ProgressFn | None = None) -> list[TrainResult]:
+    """One run per fold of `config.folds` (song-grouped, stratified); the data is joined once."""
     with torch_threads(config.threads):
-        return _train(store, inputs, config, progress)
+        device = _device(config.device)
+        joined = join(store, inputs)
+        data = build_dataset(joined)
+        splits = data_splits(data, config)
+        summaries = [_summary(data, joined, train_idx, val_idx) for train_idx, val_idx in splits]
+        sources, versions = joined.sources, joined.versions
+        del joined  # its Arrow table holds a second copy of every vector
+        results = []
+        for fold, ((train_idx, val_idx), summary) in enumerate(zip(splits, summaries)):
+            summary["fold"] = fold
+            on_epoch = None if progress is None else (lambda row, k=fold: progress({**row, "fold": k}))
+            results.append(_train_split(store, inputs, config, data, (sources, versions), (train_idx, val_idx),
+                                        summary, device, on_epoch))
+        return results
 
 
-def _train(store: Store, inputs: dict[str, str], config: TrainConfig, progress: ProgressFn | None) -> TrainResult:
-    device = _device(config.device)
-    torch.manual_seed(config.seed)
-    np.random.seed(config.seed)
-    joined = join(store, inputs)
-    data = build_dataset(joined)
-    train_idx, val_idx = split_by_song(data.song_ids, data.colors, config.val_fraction, config.seed)
-    if len(train_idx) == 0 or len(val_idx) == 0:
+def data_splits(data: FusionData, config: TrainConfig) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train_index, val_index) per fold; one held-out split when config.folds == 1."""
+    if config.folds > 1:
+        splits = song_folds(data.song_ids, data.colors, config.folds, config.seed)
+    else:
+        splits = [split_by_song(data.song_ids, data.colors, config.val_fraction, config.seed)]
+    if any(len(train_idx) == 0 or len(val_idx) == 0 for train_idx, val_idx in splits):
         raise ModelError(
             f"cannot split {len(data)} segments by song into train and validation; a colour needs at least "
             "two songs to appear on both sides: ingest more songs"
         )
-    summary = _summary(data, joined, train_idx, val_idx)
-    sources, versions = joined.sources, joined.versions
-    del joined  # its Arrow table holds a second copy of every vector
+    return splits
+
+
+def _train_split(store, inputs, config: TrainConfig, data: FusionData, joined_identity, split, summary, device,
+                 progress) -> TrainResult:
+    """Train and save one run on one (train_index, val_index) split."""
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    (sources, versions), (train_idx, val_idx) = joined_identity, split
     specs = tuple(InputSpec(s.input, s.kind, s.shape) for s in sources.values())
     model = FusionModel(FusionConfig(specs, fusion=config.fusion, modality_dropout=config.modality_dropout,
                                      solo_dropout=config.solo_dropout))
@@ -103,9 +131,11 @@ def _train(store: Store, inputs: dict[str, str], config: TrainConfig, progress: 
     model.to(device)
     history, summary["best_epoch"] = fit(model, data, train_idx, val_idx, config, progress)
     pred, logits = predict(model, data, val_idx, config.batch_size)
-    metrics = compute_metrics(pred)
-    run_id = new_run_id(inputs, asdict(config))
-    contents = RunContents(model, sources, versions, asdict(config), pred, logits["fused"], metrics, history, summary)
+    candidates = predict_midi_candidates(model, data, val_idx, config.batch_size)
+    metrics = compute_metrics(pred, None if candidates is None else candidates[0])
+    run_id = new_run_id(inputs, {**asdict(config), "fold": summary["fold"]})
+    contents = RunContents(model, sources, versions, asdict(config), pred, logits["fused"], metrics, history, summary,
+                           candidates=None if candidates is None else (candidates[0], candidates[1]["fused"]))
     run_dir = save_run(store, run_id, contents)
     if config.export_onnx:  # after save_run: a failed export leaves the run intact for `chromatic export`
         export_onnx(run_dir)
@@ -195,6 +225,18 @@ def predict(model: FusionModel, data: FusionData, index: np.ndarray, batch_size:
     return pred, logits
 
 
+def predict_midi_candidates(model: FusionModel, data: FusionData, index: np.ndarray, batch_size: int = 256):
+    """`predict` on the rows of `index` that have MIDI, fed MIDI alone (every other input, concept included,
+    on its null path): each row as ChromaticScorer scores a MIDI candidate. None when MIDI is not an input."""
+    if "midi" not in data.masks:
+        return None
+    rows = index[data.masks["midi"][index]]
+    if len(rows) == 0:
+        return None
+    alone = {name: mask if name == "midi" else np.zeros_like(mask) for name, mask in data.masks.items()}
+    return predict(model, replace(data, masks=alone), rows, batch_size)
+
+
 @contextmanager
 def torch_threads(threads: int):
     """Run with `threads` torch CPU threads (0: leave torch's setting alone), then restore."""
@@ -238,9 +280,14 @@ class EvalResult:
     moved_tables: dict[str, tuple[int, int]]  # table -> (recorded Lance version, current version)
 
 
-def evaluate_run(store: Store, run_id: str, batch_size: int = 256) -> EvalResult:
-    """Re-join at the recorded Lance versions, rebuild the recorded split, run the stored weights."""
+def evaluate_run(store: Store, run_id: str, batch_size: int | None = None) -> EvalResult:
+    """Re-join at the recorded Lance versions, rebuild the recorded split, run the stored weights.
+
+    Batches default to the run's training batch size: float sums in other batch shapes differ in the last
+    bits, which continuous metrics (calibration, match spread) would show.
+    """
     run = load_run(store, run_id)
+    batch_size = batch_size or run.manifest["training"]["batch_size"]
     recorded = run.manifest["lance_versions"]
     joined = join(store, run.inputs, versions=recorded)
     for source in joined.sources.values():
@@ -253,5 +300,7 @@ def evaluate_run(store: Store, run_id: str, batch_size: int = 256) -> EvalResult
     data = build_dataset(joined)
     val_idx = val_index_for_songs(data.song_ids, run.manifest["split"]["val_songs"])
     pred, _ = predict(run.model, data, val_idx, batch_size)
+    candidates = predict_midi_candidates(run.model, data, val_idx, batch_size)
     moved = {t: (v, store.version(t)) for t, v in recorded.items() if store.version(t) != v}
-    return EvalResult(run_id, compute_metrics(pred), run.metrics, moved)
+    metrics = compute_metrics(pred, None if candidates is None else candidates[0])
+    return EvalResult(run_id, metrics, run.metrics, moved)

@@ -32,7 +32,7 @@ from fusion import export as export_module
 from fusion.candidates import chromatic_match
 from fusion.export import ONNX_FILE, ONNX_OUTPUT_NAMES, export_info, export_onnx, parity_max_abs_diff
 from fusion.fused_space import embed_run, fused_table_name
-from fusion.runs import MANIFEST, VAL_PREDICTIONS, load_run
+from fusion.runs import MANIFEST, VAL_MIDI_CANDIDATES, VAL_PREDICTIONS, load_run
 from fusion.scorer import MANIFEST_FILE, ChromaticScorer
 from fusion.train import TrainConfig, train
 from tinydata import build_tiny_store, midi_bytes
@@ -140,6 +140,25 @@ def test_scorer_reproduces_validation_predictions_from_raw_media(trained, scorer
             assert result.inputs == {name: pred[f"{name}_mask"] for name in INPUTS}
             for head in (*DIMENSIONS, "color"):
                 np.testing.assert_allclose(list(getattr(result, head).values()), pred[f"{head}_probs"], atol=1e-4)
+
+
+def test_scorer_match_equals_the_midi_candidate_view_of_validation(trained, scorer):
+    store, _, run_dir = trained
+    view = pq.read_table(run_dir / VAL_MIDI_CANDIDATES).to_pylist()
+    rows = segment_rows(store)
+    assert view and all(rows[v["segment_id"]]["has_midi"] for v in view)
+    assert {v["segment_id"] for v in view} == {
+        p["segment_id"] for p in pq.read_table(run_dir / VAL_PREDICTIONS).to_pylist() if p["midi_mask"]}
+    candidates = [{"id": v["segment_id"], "midi": rows[v["segment_id"]]["midi"]} for v in view]
+    for target in ("Green", "Violet"):
+        by_id = {r.id: r for r in scorer.score_batch(candidates, target)}  # MIDI alone, no concept
+        expected, _ = chromatic_match({h: np.array([v[f"{h}_probs"] for v in view]) for h in (*DIMENSIONS, "color")},
+                                      target)
+        for v, match in zip(view, expected):
+            result = by_id[v["segment_id"]]
+            assert result.inputs == {"audio": False, "midi": True, "lyrics": False, "concept": False}
+            assert v["midi_mask"] and not any(v[f"{n}_mask"] for n in ("audio", "lyrics", "concept"))
+            assert result.match == pytest.approx(float(match), abs=1e-5)
 
 
 def test_scorer_encoders_give_the_stored_vectors(trained, scorer):
