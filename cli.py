@@ -200,6 +200,11 @@ def train_command(
     folds: FoldsOpt = 1,
     modality_dropout: ModalityDropoutOpt = 0.15,
     solo_dropout: SoloDropoutOpt = 0.3,
+    augment: Annotated[bool, typer.Option(
+        help="Augment piano rolls while training (transpose, time shift, velocity jitter).")] = False,
+    preset: Annotated[Optional[str], typer.Option(
+        help="A named recipe that sets the inputs (and its training settings): 'scorer' trains the model "
+        "to score MIDI candidates with.")] = None,
     device: DeviceOpt = "cpu",
     threads: Annotated[
         int, typer.Option(min=0, help="Torch CPU threads (0: one per core; 1 is faster on a busy shared CPU).")
@@ -210,19 +215,38 @@ def train_command(
     """Train a fusion model on stored feature tables; writes a run (weights, manifest, metrics, report).
 
     Example: chromatic train --audio clap:v1 --midi pianoroll:v2 --lyrics minilm:v1 --concept minilm:v1
+
+    The model to score MIDI candidates with: chromatic train --preset scorer (after
+    chromatic encode --encoder midistats --version v2 --param features=invariant).
     """
     from fusion.train import TrainConfig, train_folds
 
     inputs = {k: v for k, v in {"audio": audio, "midi": midi, "lyrics": lyrics, "concept": concept}.items() if v}
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
                          val_fraction=val_fraction, folds=folds, seed=seed, fusion=fusion, device=device,
-                         threads=threads, modality_dropout=modality_dropout, solo_dropout=solo_dropout)
+                         threads=threads, modality_dropout=modality_dropout, solo_dropout=solo_dropout,
+                         augment=augment)
+    if preset is not None:
+        inputs, config = _apply_preset(preset, inputs, config)
     results = train_folds(open_store(store, create=False), inputs, config,
                           progress=lambda row: render.print_epoch(row, epochs))
     if len(results) == 1:
         render.print_train_result(results[0], as_json=json_out)
     else:
         render.print_fold_results(results, as_json=json_out)
+
+
+def _apply_preset(name: str, inputs: dict, config):
+    """A preset's inputs and settings; refuses --audio/--midi/... beside it (the preset decides the inputs)."""
+    from dataclasses import replace
+
+    from featurestore.errors import ModelError
+    from fusion.presets import preset
+
+    if inputs:
+        raise ModelError(f"--preset {name} sets the inputs itself; leave out {', '.join('--' + k for k in inputs)}")
+    chosen = preset(name)
+    return dict(chosen.inputs), replace(config, **chosen.overrides)
 
 
 @app.command("eval")

@@ -426,6 +426,9 @@ def _print_demo_step(step: str, payload) -> None:
                                  COMPARE_HEADERS, compare_table_rows(payload)))
     elif step == "run":
         console.print(f"model run {payload['run_id']}: report image {Path(payload['run_dir']) / 'report.png'}")
+    elif step == "scorer":
+        console.print(f"scorer model (chromatic train --preset scorer): {payload.run_id}")
+        _print_fitness(payload.metrics)
     elif step == "score":
         _print_demo_scores(payload)
     elif step == "neighbors":
@@ -438,5 +441,5 @@ def _print_demo_scores(payload: dict) -> None:
     rows = [[r.rank, r.id, payload["truth"].get(r.id), r.match, r.predicted_color, r.p_target, r.error]
             for r in payload["results"]]
     headers = ["rank", "candidate (held-out song)", "true colour", "match", "predicted", f"p({target})", "error"]
-    console.print(rich_table(f"6. score: MIDI candidates ranked against {target} (concept: {payload['concept']!r})",
-                             headers, rows))
+    console.print(rich_table(f"6. score: MIDI candidates ranked against {target} by the scorer preset "
+                             f"({payload['run_id']}, MIDI alone)", headers, rows))

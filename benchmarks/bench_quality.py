@@ -1,51 +1,55 @@
-"""Model quality on the synthetic corpus: validation accuracy and MIDI-only scoring.
+"""Model quality on the synthetic corpus, measured as the scorer is used, with error bars.
 
 Builds (or reuses) a store from `chromatic synth --songs N`, encodes it with the
-offline encoders, trains a grid of fusion settings and scores MIDI-only
-candidates from songs of another seed, the scorer's real use. Prints a
-markdown table for BENCHMARKS.md ("Model quality").
+offline encoders, and trains every model of GRID on the same K song-grouped
+folds (`compare --folds K`). Each row is the mean ± sd over folds of: full-row
+colour and mode accuracy, the no-lyrics subset, and the MIDI-candidate view
+(each validation row with MIDI scored with MIDI alone, as ChromaticScorer
+scores a generated candidate): colour accuracy, ranking AUC of the chromatic
+match, calibration error (ECE, 10 bins); plus how many folds collapsed.
+Prints a markdown table for BENCHMARKS.md ("Model quality").
 
-    .venv/bin/python benchmarks/bench_quality.py --store /tmp/quality80 --songs 80
+    .venv/bin/python benchmarks/bench_quality.py --store /tmp/quality80 --songs 80 --folds 5
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
-from contextlib import nullcontext
+import time
+from dataclasses import replace
 from pathlib import Path
-from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import numpy as np  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
 
 from encoders.job import EncodeConfig, run_encode  # noqa: E402
 from featurestore.ingest import ingest_paths  # noqa: E402
 from featurestore.store import Store  # noqa: E402
 from featurestore.synth import SynthConfig, write_corpus  # noqa: E402
-from fusion.model import Standardize  # noqa: E402
-from fusion.scorer import ChromaticScorer  # noqa: E402
-from fusion.train import TrainConfig, train  # noqa: E402
+from fusion.folds import aggregate, mean_sd_text, run_summary  # noqa: E402
+from fusion.presets import PRESETS  # noqa: E402
+from fusion.train import TrainConfig, train_folds  # noqa: E402
 
 TEXT = {"lyrics": "minilm:v1", "concept": "minilm:v1"}
-# name -> (inputs, modality dropout, solo dropout); names ending in NO_STANDARDISE
-# train with the model's per-input standardisation switched off (an ablation).
-NO_STANDARDISE = "(no input standardisation)"
-GRID = {
-    "all, pianoroll, md 0.15": ({"audio": "spectral:v1", "midi": "pianoroll:v1", **TEXT}, 0.15, 0.0),
-    "all, pianoroll, md 0.40": ({"audio": "spectral:v1", "midi": "pianoroll:v1", **TEXT}, 0.40, 0.0),
-    "all, pianoroll, solo 0.3": ({"audio": "spectral:v1", "midi": "pianoroll:v1", **TEXT}, 0.15, 0.3),
-    "all, midistats, solo 0.3": ({"audio": "spectral:v1", "midi": "midistats:v1", **TEXT}, 0.15, 0.3),
-    f"all, midistats, solo 0.3 {NO_STANDARDISE}": (
-        {"audio": "spectral:v1", "midi": "midistats:v1", **TEXT}, 0.15, 0.3),
-    "text only": (TEXT, 0.15, 0.3),
-    "MIDI only, pianoroll": ({"midi": "pianoroll:v1"}, 0.15, 0.0),
-    "MIDI only, midistats": ({"midi": "midistats:v1"}, 0.15, 0.0),
+AUDIO = {"audio": "spectral:v1"}
+# name -> (inputs, TrainConfig overrides); every row uses the same folds and seed.
+GRID: dict[str, tuple[dict, dict]] = {
+    "all, pianoroll": ({**AUDIO, "midi": "pianoroll:v1", **TEXT}, {}),
+    "all, midistats v1": ({**AUDIO, "midi": "midistats:v1", **TEXT}, {}),
+    "all, midistats v2": ({**AUDIO, "midi": "midistats:v2", **TEXT}, {}),
+    "text only": (TEXT, {}),
+    "MIDI only, pianoroll": ({"midi": "pianoroll:v1"}, {}),
+    "MIDI only, pianoroll, augmented": ({"midi": "pianoroll:v1"}, {"augment": True}),
+    "MIDI only, midistats v1": ({"midi": "midistats:v1"}, {}),
+    "MIDI only, midistats v2": ({"midi": "midistats:v2"}, {}),
+    "preset scorer": (PRESETS["scorer"].inputs, PRESETS["scorer"].overrides),
 }
-ENCODINGS = (("spectral", ("audio",)), ("pianoroll", ("midi",)), ("midistats", ("midi",)),
-             ("minilm", ("lyrics", "concept")))
+ENCODINGS = (("spectral", "v1", {}, ("audio",)), ("pianoroll", "v1", {}, ("midi",)),
+             ("midistats", "v1", {}, ("midi",)), ("midistats", "v2", {"features": "invariant"}, ("midi",)),
+             ("minilm", "v1", {}, ("lyrics", "concept")))
+COLUMNS = ("color_acc", "mode_acc", "no_lyrics_color_acc", "no_lyrics_mode_acc", "cand_color_acc",
+           "cand_ranking_auc", "color_ece", "cand_color_ece")
 
 
 def build_store(path: Path, songs: int, seed: int) -> Store:
@@ -54,37 +58,14 @@ def build_store(path: Path, songs: int, seed: int) -> Store:
     if not corpus.exists():
         write_corpus(SynthConfig(songs=songs, seed=seed), corpus)
     ingest_paths(store, [corpus])
-    for encoder, modalities in ENCODINGS:
-        run_encode(store, EncodeConfig(encoder, "v1", modalities=modalities, workers=0), progress=False)
+    for encoder, version, params, modalities in ENCODINGS:
+        run_encode(store, EncodeConfig(encoder, version, params, modalities=modalities, workers=0), progress=False)
     return store
 
 
-def candidates(store: Store, seed: int) -> list[dict]:
-    """One MIDI segment per song of an unseen seed: (id, true colour, bytes)."""
-    out = store.side_path("corpus", f"candidates-{seed}.parquet")
-    if not out.exists():
-        write_corpus(SynthConfig(songs=32, seed=seed, segments_per_song=(2, 3), min_seconds=8, max_seconds=12), out)
-    rows = pq.read_table(out, columns=["segment_id", "rainbow_color", "midi_binary"]).to_pylist()
-    picked, seen = [], set()
-    for row in rows:
-        song = row["segment_id"].split("_")[0]
-        if row["midi_binary"] and song not in seen:
-            seen.add(song)
-            picked.append(row)
-    return picked
-
-
-def candidate_accuracy(run_dir: Path, picked: list[dict]) -> tuple[float, int]:
-    scorer = ChromaticScorer(run_dir)
-    results = scorer.score_batch([{"id": c["segment_id"], "midi": c["midi_binary"]} for c in picked],
-                                 target="Green", concept="a song")
-    truth = {c["segment_id"]: c["rainbow_color"] for c in picked}
-    hits = [truth[r.id] == r.predicted_color for r in results]
-    return float(np.mean(hits)), len({r.predicted_color for r in results})
-
-
-def fmt(value) -> str:
-    return "-" if value is None else f"{value:.3f}"
+def table_row(name: str, summary: dict, seconds: float) -> str:
+    cells = [mean_sd_text(summary[k], summary.get(f"{k}_sd")) or "-" for k in COLUMNS]
+    return f"| {name} | {' | '.join(cells)} | {summary['collapsed']}/{summary['folds']} | {seconds:.0f} |"
 
 
 def main() -> None:
@@ -92,25 +73,26 @@ def main() -> None:
     parser.add_argument("--store", type=Path, required=True)
     parser.add_argument("--songs", type=int, default=80)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--only", default=None, help="Regex: only the GRID rows whose name matches.")
+    parser.add_argument("--build-only", action="store_true", help="Build and encode the store, train nothing.")
     args = parser.parse_args()
     store = build_store(args.store, args.songs, args.seed)
-    picked = candidates(store, args.seed + 1000)
-    print(f"{len(picked)} MIDI-only candidates from unseen songs\n")
-    print("| model | modality dropout | solo dropout | val colour acc | no-lyrics colour / mode acc "
-          "| candidates colour acc (colours predicted) |")
-    print("|---|---|---|---|---|---|")
-    for name, (inputs, dropout, solo) in GRID.items():
-        config = TrainConfig(epochs=args.epochs, seed=args.seed, threads=1, modality_dropout=dropout,
-                             solo_dropout=solo)
-        ablation = name.endswith(NO_STANDARDISE)
-        with mock.patch.object(Standardize, "set_statistics", lambda self, values: None) if ablation else nullcontext():
-            result = train(store, inputs, config)
-        overall, no_lyrics = result.metrics["overall"], result.metrics["subsets"]["no_lyrics"]
-        cand = candidate_accuracy(result.run_dir, picked) if "midi" in inputs else None
-        cand_text = "-" if cand is None else f"{cand[0]:.3f} ({cand[1]})"
-        print(f"| {name} | {dropout} | {solo} | {fmt(overall['color_acc'])} | "
-              f"{fmt(no_lyrics['color_acc'])} / {fmt(no_lyrics['mode_acc'])} | {cand_text} |", flush=True)
+    if args.build_only:
+        return
+    base = TrainConfig(epochs=args.epochs, seed=args.seed, threads=1, folds=args.folds, export_onnx=False)
+    print(f"{args.songs} songs, {args.folds} song-grouped folds, seed {args.seed}, at most {args.epochs} epochs\n")
+    print("| model | colour | mode | no-lyrics colour | no-lyrics mode | MIDI-cand colour | MIDI-cand AUC "
+          "| ECE | MIDI-cand ECE | collapsed | seconds |")
+    print("|---" * 11 + "|")
+    for name, (inputs, overrides) in GRID.items():
+        if args.only and not re.search(args.only, name):
+            continue
+        started = time.perf_counter()
+        results = train_folds(store, inputs, replace(base, **overrides))
+        summary = aggregate([run_summary(r.metrics) for r in results])
+        print(table_row(name, summary, time.perf_counter() - started), flush=True)
 
 
 if __name__ == "__main__":

@@ -11,23 +11,22 @@ order of the vector is `FEATURE_NAMES`.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
 
 from encoders.base import BadInput, Encoder, EncoderConfig, EncoderInput
+from encoders.invariant_stats import INVARIANT_NAMES, MAJOR_PROFILE, MINOR_PROFILE, invariant_statistics, normalised
 from encoders.media import NoteTable, check_modality, decode_midi, note_table
 from encoders.registry import register
+from featurestore.errors import EncoderError
 
 INTERVAL_BINS = 13  # 0..12 semitones one bin each, plus one bin for leaps > an octave
 GRIDS = (("on_beat", 1), ("on_eighth", 2), ("on_sixteenth", 4))  # subdivisions per beat
 # Onsets within 1/24 beat of a grid line count as on it (~20 ms at 120 bpm).
 GRID_TOLERANCE_BEATS = 1 / 24
 
-# Krumhansl-Kessler key profiles (C major / C minor): correlating the pitch-class
-# histogram with all 12 rotations gives key-independent major/minor strength.
-MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 
 FEATURE_NAMES: tuple[str, ...] = (
     *(f"pitch_class_{pc}" for pc in range(12)),
@@ -58,9 +57,25 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 
 
+FEATURE_SETS = ("basic", "invariant")
+
+
 @dataclass(frozen=True)
 class MidiStatsConfig(EncoderConfig):
-    """No tunable params yet; the version's identity is the feature set itself."""
+    """features: "basic" (FEATURE_NAMES, the v1 vector) or "invariant" (FEATURE_NAMES then the key- and
+    tempo-invariant INVARIANT_NAMES of encoders/invariant_stats.py)."""
+
+    features: str = "basic"
+
+    def __post_init__(self):
+        if self.features not in FEATURE_SETS:
+            raise EncoderError(f"midistats features={self.features!r}; choose one of {', '.join(FEATURE_SETS)}")
+
+    def to_json(self) -> str:
+        # The default is left out so tables encoded before `features` existed ({} params) keep their
+        # fingerprint: `midistats:v1` stays the same encoder and its runs stay scoreable.
+        params = {} if self.features == "basic" else {"features": self.features}
+        return json.dumps(params, sort_keys=True)
 
 
 @register("midistats")
@@ -71,15 +86,17 @@ class MidiStatsEncoder(Encoder):
     dtype = "float32"
     code_version = "1"
 
+    config: MidiStatsConfig
+
     @property
     def shape(self) -> tuple[int, ...]:
-        return (len(FEATURE_NAMES),)
+        return (len(feature_names(self.config)),)
 
     def prepare(self, item: EncoderInput, modality: str) -> np.ndarray:
         check_modality(self, modality)
         if item.midi is None:
             raise BadInput("no MIDI in this item")
-        return midi_statistics(note_table(decode_midi(item.midi)))
+        return midi_statistics(note_table(decode_midi(item.midi)), self.config)
 
     def encode_batch(self, prepared: list[np.ndarray]) -> np.ndarray:
         if not prepared:
@@ -87,7 +104,11 @@ class MidiStatsEncoder(Encoder):
         return np.stack(prepared).astype(np.float32, copy=False)
 
 
-def midi_statistics(notes: NoteTable) -> np.ndarray:
+def feature_names(config: MidiStatsConfig) -> tuple[str, ...]:
+    return FEATURE_NAMES + (INVARIANT_NAMES if config.features == "invariant" else ())
+
+
+def midi_statistics(notes: NoteTable, config: MidiStatsConfig = MidiStatsConfig()) -> np.ndarray:
     if notes.size == 0:
         raise BadInput("MIDI has no notes")
     pitched = _subset(notes, ~notes.is_drum)
@@ -109,8 +130,10 @@ def midi_statistics(notes: NoteTable) -> np.ndarray:
         [_average_tempo_log2(notes)],
         [np.log1p(span_s)],
     ]
+    if config.features == "invariant":
+        parts.append(invariant_statistics(notes, pitched, pitch_classes))
     vector = np.concatenate([np.asarray(p, dtype=np.float64) for p in parts]).astype(np.float32)
-    if vector.shape != (len(FEATURE_NAMES),) or not np.all(np.isfinite(vector)):
+    if vector.shape != (len(feature_names(config)),) or not np.all(np.isfinite(vector)):
         raise BadInput(f"MIDI statistics came out malformed (shape {vector.shape}, finite={np.isfinite(vector).all()})")
     return vector
 
@@ -123,16 +146,11 @@ def _subset(notes: NoteTable, mask: np.ndarray) -> NoteTable:
     )
 
 
-def _normalised(counts: np.ndarray) -> np.ndarray:
-    total = counts.sum()
-    return counts / total if total > 0 else np.zeros_like(counts, dtype=np.float64)
-
-
 def _pitch_class_histogram(pitched: NoteTable) -> np.ndarray:
     # Duration weighting lets held chord tones outweigh passing notes; zero-length
     # notes still count a little so a file of blips is not all zeros.
     weights = np.maximum(pitched.end_s - pitched.start_s, 1e-3)
-    return _normalised(np.bincount(pitched.pitch % 12, weights=weights, minlength=12).astype(np.float64))
+    return normalised(np.bincount(pitched.pitch % 12, weights=weights, minlength=12).astype(np.float64))
 
 
 def _key_strengths(pitch_classes: np.ndarray) -> list[float]:
@@ -154,7 +172,7 @@ def _interval_histogram(pitched: NoteTable) -> np.ndarray:
     last_of_group = np.r_[np.diff(pitched.start_tick) != 0, True]
     melody = pitched.pitch[last_of_group].astype(np.int64)
     steps = np.minimum(np.abs(np.diff(melody)), INTERVAL_BINS)
-    return _normalised(np.bincount(steps, minlength=INTERVAL_BINS + 1).astype(np.float64))
+    return normalised(np.bincount(steps, minlength=INTERVAL_BINS + 1).astype(np.float64))
 
 
 def _polyphony(pitched: NoteTable) -> list[float]:

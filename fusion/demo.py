@@ -1,7 +1,8 @@
 """The main job end to end on the synthetic corpus, with no downloads.
 
 synth -> ingest -> encode (weight-free + bundled MiniLM) -> train (all inputs and
-text-only, same split) -> export/score candidates -> neighbours in a colour.
+text-only, same split) -> train the scorer preset (fusion/presets.py) -> score
+held-out MIDI candidates with it -> neighbours in a colour.
 
 `run_demo` is a generator of (step, payload) so the CLI decides how to print;
 every step is idempotent, so re-running the demo on the same store resumes
@@ -11,7 +12,7 @@ every step is idempotent, so re-running the demo on the same store resumes
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -24,13 +25,15 @@ from featurestore.store import Store
 from featurestore.synth import SynthConfig, write_corpus
 from featurestore.taxonomy import canonical_color
 from fusion.compare import compare
-from fusion.train import TrainConfig
+from fusion.presets import PRESETS, SCORER_ENCODING
+from fusion.train import TrainConfig, train
 
 # (encoder, version, params, modalities): what the offline pipeline stores.
 DEMO_ENCODINGS: tuple[tuple[str, str, dict, tuple[str, ...]], ...] = (
     ("spectral", "v1", {}, ("audio",)),
     ("pianoroll", "v1", {}, ("midi",)),
     ("midistats", "v1", {}, ("midi",)),
+    (*SCORER_ENCODING, ("midi",)),
     ("minilm", "v1", {}, ("lyrics", "concept")),
 )
 # midistats, not pianoroll, is the demo's MIDI input: on the small synthetic corpus it
@@ -65,13 +68,16 @@ def run_demo(store: Store, config: DemoConfig, show_progress: bool = True) -> Em
     for encoder, version, params, modalities in DEMO_ENCODINGS:
         job = EncodeConfig(encoder, version, params, modalities=modalities)
         yield "encode", run_encode(store, job, progress=show_progress)
-    rows = compare(store, _grid(), TrainConfig(epochs=config.epochs, seed=config.seed, threads=1))
+    train_config = TrainConfig(epochs=config.epochs, seed=config.seed, threads=1)
+    rows = compare(store, _grid(), train_config)
     yield "compare", rows
     best = next((r for r in rows if r["status"] == "ok" and r["inputs"] == ALL_INPUTS), None)
-    if best is None:
-        return
-    yield "run", best
-    yield "score", score_candidates(best["run_dir"], config)
+    if best is not None:
+        yield "run", best
+    scorer = PRESETS["scorer"]
+    scorer_run = train(store, scorer.inputs, replace(train_config, **scorer.overrides))
+    yield "scorer", scorer_run
+    yield "score", score_candidates(scorer_run.run_dir, config)
     yield "neighbors", neighbours_of_one_segment(store, config)
 
 
@@ -121,17 +127,14 @@ def candidate_midis(config: DemoConfig, workdir: Path) -> list[tuple[str, str, b
 
 
 def score_candidates(run_dir: Path, config: DemoConfig) -> dict:
-    """Rank held-out synthetic MIDI candidates against the target colour (MIDI only + the song concept)."""
+    """Rank held-out synthetic MIDI candidates against the target colour, each candidate MIDI alone."""
     from fusion.scorer import ChromaticScorer
 
     picks = candidate_midis(config, Path(run_dir).parent.parent / "corpus")
     scorer = ChromaticScorer(run_dir)
-    concept = f"a song about {config.target.lower()} things"
-    results = scorer.score_batch(
-        [{"id": cid, "midi": midi} for cid, _, midi in picks], target=config.target, concept=concept
-    )
+    results = scorer.score_batch([{"id": cid, "midi": midi} for cid, _, midi in picks], target=config.target)
     truth = {cid: color for cid, color, _ in picks}
-    return {"target": config.target, "concept": concept, "results": results, "truth": truth}
+    return {"target": config.target, "run_id": scorer.run_id, "results": results, "truth": truth}
 
 
 def neighbours_of_one_segment(store: Store, config: DemoConfig, k: int = 5) -> dict:

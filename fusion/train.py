@@ -22,6 +22,7 @@ from featurestore.errors import ModelError
 from featurestore.join import join
 from featurestore.store import Store
 from featurestore.taxonomy import DIMENSIONS
+from fusion.augment import RollAugment, augment_rolls
 from fusion.dataset import FusionData, build_dataset, song_folds, split_by_song, val_index_for_songs
 from fusion.export import export_onnx
 from fusion.metrics import Predictions, compute_metrics
@@ -49,6 +50,7 @@ class TrainConfig:
     # with other busy jobs, 1 avoids threads waiting on each other (10x faster here).
     threads: int = 0
     export_onnx: bool = True  # also write model.onnx (fusion/export.py), parity-checked against torch
+    augment: bool = False  # augment piano-roll (tensor) inputs while training (fusion/augment.py)
 
     def __post_init__(self):
         checks = {
@@ -153,7 +155,10 @@ def fit(model: FusionModel, data: FusionData, train_idx, val_idx, config: TrainC
         model.train()
         total = 0.0
         for index in np.array_split(rng.permutation(train_idx), n_batches):
-            logits, _ = model.forward_logits(*batch_tensors(model, data, index))
+            tensors = batch_tensors(model, data, index)
+            if config.augment:
+                tensors = augmented(model, tensors, rng)
+            logits, _ = model.forward_logits(*tensors)
             loss = loss_fn(logits, data, index, logits["color"].device)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -192,6 +197,15 @@ def batch_tensors(model: FusionModel, data: FusionData, index: np.ndarray) -> li
     for spec in model.config.inputs:
         out.append(torch.from_numpy(data.values[spec.name][index]).to(device, torch.float32))
         out.append(torch.from_numpy(data.masks[spec.name][index]).to(device))
+    return out
+
+
+def augmented(model: FusionModel, tensors: list[torch.Tensor], rng: np.random.Generator) -> list[torch.Tensor]:
+    """`batch_tensors` output with every tensor input (piano roll) augmented (fusion/augment.py)."""
+    out = list(tensors)
+    for k, spec in enumerate(model.config.inputs):
+        if spec.kind == "tensor":
+            out[2 * k] = augment_rolls(tensors[2 * k], RollAugment(), rng)
     return out
 
 

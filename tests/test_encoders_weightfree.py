@@ -16,6 +16,7 @@ from tinydata import midi_bytes, tone
 
 from encoders.base import BadInput, EncoderInput
 from encoders.media import check_audio, decode_midi, load_audio_path, load_midi_path, resample
+from encoders.invariant_stats import INVARIANT_NAMES
 from encoders.midistats import FEATURE_NAMES, MidiStatsConfig, MidiStatsEncoder
 from encoders.pianoroll import PianoRollConfig, PianoRollEncoder
 from encoders.registry import build_encoder, encoder_from_stored, make_config
@@ -254,6 +255,42 @@ def test_midistats_is_deterministic_and_handles_drum_only_files():
     drums_only.save(file=buf)
     s = stats(buf.getvalue())
     assert s["drum_fraction"] == 1.0 and s["pitch_mean"] == 0.0 and s["ioi_mean_log"] > 0
+
+
+def invariant(data: bytes) -> dict[str, float]:
+    encoder = build_encoder("midistats", {"features": "invariant"})
+    vector = encoder.prepare(EncoderInput("s", midi=data), "midi")
+    assert vector.shape == encoder.shape == (len(FEATURE_NAMES) + len(INVARIANT_NAMES),)
+    return dict(zip(INVARIANT_NAMES, vector[len(FEATURE_NAMES):].tolist()))
+
+
+def progression(transpose: int = 0, tempo_bpm: float = 120.0) -> bytes:
+    """I - vi - IV - V in C (or transposed), one triad per beat, a melody on the off-beats."""
+    triads = [(60, 64, 67), (57, 60, 64), (53, 57, 60), (55, 59, 62)]
+    notes = [(p + transpose, beat, 1, 80) for beat in range(8) for p in triads[beat % 4]]
+    notes += [(72 + transpose + (beat % 3), beat + 0.5, 0.5, 70) for beat in range(8)]
+    return midi_bytes(notes, tempo_bpm=tempo_bpm)
+
+
+def test_midistats_invariant_features_ignore_key_and_tempo_but_not_harmony():
+    base = invariant(progression())
+    moved = invariant(progression(transpose=5, tempo_bpm=90.0))
+    assert moved == pytest.approx(base, abs=1e-6)
+    assert base["chord_major"] + base["chord_minor"] == pytest.approx(1.0) and base["chord_share"] == 1.0
+    assert base["tonic_relative_pc_0"] > base["tonic_relative_pc_1"]  # the tonic (C) sounds, C# never
+    minor = invariant(chords(60, 3))
+    assert minor["chord_minor"] == 1.0 and invariant(chords(60, 4))["chord_major"] == 1.0
+    assert base["beat_position_0"] == pytest.approx(0.5) and base["beat_position_6"] == pytest.approx(0.5)
+
+
+def test_midistats_basic_keeps_the_v1_identity():
+    # Tables encoded before the `features` param existed recorded params {}: same params, same fingerprint.
+    assert MidiStatsConfig().to_json() == "{}"
+    assert encoder_from_stored("midistats", "{}").fingerprint() == MidiStatsEncoder(MidiStatsConfig()).fingerprint()
+    assert build_encoder("midistats", {"features": "invariant"}).fingerprint() != MidiStatsEncoder(
+        MidiStatsConfig()).fingerprint()
+    with pytest.raises(EncoderError, match="features"):
+        build_encoder("midistats", {"features": "fancy"})
 
 
 # -- spectral -----------------------------------------------------------------------
