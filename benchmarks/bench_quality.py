@@ -23,12 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmd import replace_section  # noqa: E402  (benchmarks/ is the script's directory)
 from encoders.job import EncodeConfig, run_encode  # noqa: E402
 from featurestore.ingest import ingest_paths  # noqa: E402
 from featurestore.store import Store  # noqa: E402
 from featurestore.synth import SynthConfig, write_corpus  # noqa: E402
 from fusion.folds import aggregate, mean_sd_text, run_summary  # noqa: E402
-from fusion.presets import PRESETS  # noqa: E402
 from fusion.train import TrainConfig, train_folds  # noqa: E402
 
 TEXT = {"lyrics": "minilm:v1", "concept": "minilm:v1"}
@@ -43,7 +43,6 @@ GRID: dict[str, tuple[dict, dict]] = {
     "MIDI only, pianoroll, augmented": ({"midi": "pianoroll:v1"}, {"augment": True}),
     "MIDI only, midistats v1": ({"midi": "midistats:v1"}, {}),
     "MIDI only, midistats v2": ({"midi": "midistats:v2"}, {}),
-    "preset scorer": (PRESETS["scorer"].inputs, PRESETS["scorer"].overrides),
 }
 ENCODINGS = (("spectral", "v1", {}, ("audio",)), ("pianoroll", "v1", {}, ("midi",)),
              ("midistats", "v1", {}, ("midi",)), ("midistats", "v2", {"features": "invariant"}, ("midi",)),
@@ -68,6 +67,26 @@ def table_row(name: str, summary: dict, seconds: float) -> str:
     return f"| {name} | {' | '.join(cells)} | {summary['collapsed']}/{summary['folds']} | {seconds:.0f} |"
 
 
+TITLE = "Model quality (synthetic corpus)"
+HEADER = ("| model | colour | mode | no-lyrics colour | no-lyrics mode | MIDI-cand colour | MIDI-cand AUC "
+          "| ECE | MIDI-cand ECE | collapsed | seconds |\n" + "|---" * 11 + "|")
+
+
+def section(command: str, setup: str, rows: list[str], notes: str = "") -> str:
+    """The BENCHMARKS.md section: what was measured, the table, the command."""
+    return "\n".join([
+        f"## {TITLE}", "", setup, "",
+        "Every number is the mean ± sd over song-grouped folds (no song in two folds' validation rows, "
+        "stratified by colour; `compare --folds K`). *MIDI-cand* is the MIDI-candidate view: every validation "
+        "row that has MIDI, scored with its MIDI alone (audio, lyrics and concept on the null path), as "
+        "`ChromaticScorer` scores a generated candidate; its colour accuracy (chance 0.125), its ranking AUC "
+        "(per target colour, ROC-AUC of the chromatic match separating that colour's candidates from the rest, "
+        "averaged over colours) and the colour head's expected calibration error (10 bins). *ECE* is the same "
+        "calibration error on the full rows. *collapsed*: folds whose model predicts one or two colours, or whose "
+        "match hardly moves across rows (fusion/quality.py).", "",
+        HEADER, *rows, "", notes, "", f"Command: `{command}`", ""])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store", type=Path, required=True)
@@ -77,22 +96,29 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--only", default=None, help="Regex: only the GRID rows whose name matches.")
     parser.add_argument("--build-only", action="store_true", help="Build and encode the store, train nothing.")
+    parser.add_argument("--write", action="store_true", help="Rewrite BENCHMARKS.md's section with the table.")
+    parser.add_argument("--reuse", action="store_true",
+                        help="Train on the store as built (no ingest/encode), e.g. beside another run on it.")
     args = parser.parse_args()
-    store = build_store(args.store, args.songs, args.seed)
+    store = Store.open(args.store, create=False) if args.reuse else build_store(args.store, args.songs, args.seed)
     if args.build_only:
         return
     base = TrainConfig(epochs=args.epochs, seed=args.seed, threads=1, folds=args.folds, export_onnx=False)
     print(f"{args.songs} songs, {args.folds} song-grouped folds, seed {args.seed}, at most {args.epochs} epochs\n")
-    print("| model | colour | mode | no-lyrics colour | no-lyrics mode | MIDI-cand colour | MIDI-cand AUC "
-          "| ECE | MIDI-cand ECE | collapsed | seconds |")
-    print("|---" * 11 + "|")
+    print(HEADER)
+    rows = []
     for name, (inputs, overrides) in GRID.items():
         if args.only and not re.search(args.only, name):
             continue
         started = time.perf_counter()
         results = train_folds(store, inputs, replace(base, **overrides))
         summary = aggregate([run_summary(r.metrics) for r in results])
-        print(table_row(name, summary, time.perf_counter() - started), flush=True)
+        rows.append(table_row(name, summary, time.perf_counter() - started))
+        print(rows[-1], flush=True)
+    if args.write:
+        setup = (f"`chromatic synth --songs {args.songs} --seed {args.seed}`, {args.folds} folds, seed {args.seed}, "
+                 f"at most {args.epochs} epochs (patience 10), one torch thread.")
+        print(replace_section(TITLE, section(" ".join(["python", *sys.argv]), setup, rows)))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from featurestore.taxonomy import DIMENSIONS
 from fusion.augment import RollAugment, augment_rolls
 from fusion.dataset import FusionData, build_dataset, song_folds, split_by_song, val_index_for_songs
 from fusion.export import export_onnx
-from fusion.metrics import Predictions, compute_metrics
+from fusion.metrics import Predictions, compute_metrics, metrics_block
 from fusion.model import FUSIONS, HEAD_SIZES, FusionConfig, FusionModel, InputSpec
 from fusion.runs import RunContents, load_run, new_run_id, save_run
 
@@ -165,7 +165,7 @@ def fit(model: FusionModel, data: FusionData, train_idx, val_idx, config: TrainC
             optimizer.step()
             total += loss.item() * len(index)
         pred, val_logits = predict(model, data, val_idx, config.batch_size)
-        overall = compute_metrics(pred)["overall"]
+        overall = metrics_block(pred)
         row = {
             "epoch": epoch, "train_loss": total / len(train_idx),
             "val_loss": loss_fn(val_logits, data, val_idx, "cpu").item(),
