@@ -110,6 +110,12 @@ class JoinSource:
     def unverified_rows(self) -> int:
         return sum(t.unverified_rows for t in self.tables)
 
+    def to_dict(self) -> dict:
+        """The input's lineage: its counts and every table's identity (what a frame file records)."""
+        counts = {k: getattr(self, k) for k in ("input", "spec", "kind", "dtype", "present", "missing_rows",
+                                                "null_vectors", "stale_rows", "unverified_rows")}
+        return {**counts, "shape": list(self.shape), "tables": [t.to_dict() for t in self.tables]}
+
     def fills(self) -> dict[str, dict]:
         """{table: {present, filled, filled_by_color}}: where this input's rows came from."""
         return {

@@ -82,7 +82,7 @@ def test_frame_writes_the_training_join_with_masks_and_lineage(tmp_path, no_stor
     lineage = read_lineage(out)
     tables = (SEGMENTS, "audio.clap.v1", "lyrics.minilm.v1")
     assert lineage["lance_versions"] == {table: store.version(table) for table in tables}
-    assert lineage["inputs"]["audio"]["fingerprint"] == "test-audio.clap.v1-1"
+    assert lineage["inputs"]["audio"]["tables"][0]["fingerprint"] == "test-audio.clap.v1-1"
     assert LINEAGE_KEY in pq.read_schema(out).metadata
     code, output = invoke("frame", "--store", str(tmp_path / "store"), "--audio", "clap:v9", "--out", str(out))
     assert code == 2 and "audio.clap.v9" in output
