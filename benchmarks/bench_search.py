@@ -206,7 +206,7 @@ def throughput(store: Store, vectors, count: int, seed: int) -> dict:
 
 def cli_runs(store: Store, ids, count: int, workdir: Path) -> dict:
     """Wall time of `cli.py neighbors` in a fresh interpreter: 1 query, and `count` queries in one call."""
-    base = [sys.executable, str(ROOT / "cli.py"), "neighbors", "--store", store.uri, "--table", TABLE,
+    base = [sys.executable, "-m", "cli", "neighbors", "--store", store.uri, "--table", TABLE,
             "--color", "Red", "-k", str(K), "--json"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     id_file = workdir / "query_ids.txt"
@@ -237,7 +237,7 @@ def import_runs(store: Store, ids) -> dict:
         walls = [timed(lambda: subprocess.run([sys.executable, "-c", f"import {module}"], env=env, check=True))[1]
                  for _ in range(3)]
         out[module] = float(np.median(walls))
-    command = [sys.executable, "-X", "importtime", str(ROOT / "cli.py"), "neighbors", "--store", store.uri,
+    command = [sys.executable, "-X", "importtime", "-m", "cli", "neighbors", "--store", store.uri,
                "--table", TABLE, "--segment", str(ids[1]), "-k", str(K), "--json"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     out["cli_imports_lancedb"] = any(line.rstrip().endswith("| lancedb") for line in done.stderr.splitlines())

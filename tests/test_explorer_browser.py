@@ -47,7 +47,7 @@ PICK_POINT = """(() => {
 def explore_cli(store_uri: str):
     """`chromatic explore --port 0` as a subprocess; yields the URL it prints, stops it on exit."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "--store", store_uri, "explore", "--port", "0"],
+    process = subprocess.Popen([sys.executable, "-m", "cli", "--store", store_uri, "explore", "--port", "0"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         line = process.stdout.readline()
