@@ -8,7 +8,9 @@ from inputs that have changed since, featurestore/lineage.py); model runs
 against their directories and the tags they pinned; writer-lock files left by
 processes that are gone (a writer lock is an flock, released by the kernel when
 its holder dies, so a lock only strays when held by a process this machine
-cannot see, e.g. over a network file system) and writers at work right now.
+cannot see, e.g. over a network file system) and writers at work right now. On
+an object store (`s3://`) runs and writer leases are checked in the bucket, where
+they live, not in the local cache.
 
 `fix_store` applies only the fixes that lose nothing: removing partial or
 unregistered run directories and tags of runs that no longer exist. Damaged
@@ -20,12 +22,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from featurestore.feature_table import is_feature_table
 from featurestore.errors import StoreDamagedError
+from featurestore.lease import read_lease
+from featurestore.objectstore import LOCKS_DIR, RUNS_DIR
 from featurestore.registry import PARTIAL_RUN_PREFIX, EncoderRecord, list_encoder_records, list_model_records
 from featurestore.lineage import stale_counts
 from featurestore.schemas import ENCODERS, KEY, MEDIA, MODELS, SEGMENTS, SYSTEM_KEYS
@@ -43,6 +46,7 @@ class Finding:
     fix: str  # a command, or what to do
     fixable: bool = False  # `chromatic doctor --fix` does it
     tag: str | None = None  # the orphaned tag, for tag findings
+    side_path: str | None = None  # a run directory to remove, relative to the store's side files
 
 
 @dataclass
@@ -183,17 +187,21 @@ def _check_lineage(store: Store, readable: set[str], records: list[EncoderRecord
 
 
 def _check_runs(store: Store, readable: set[str], report: DoctorReport) -> None:
+    """Run directories against the `models` registry, at the store's URI (a bucket too, not a local cache)."""
     runs = {r.run_id: r for r in list_model_records(store)} if MODELS in readable else {}
-    models_dir = store.side_dir / "models"
-    for path in sorted(models_dir.iterdir()) if models_dir.is_dir() else []:
-        if path.name.startswith(PARTIAL_RUN_PREFIX):
-            report.findings.append(Finding(WARNING, "runs", str(path), "a run that was interrupted while being "
-                                           "saved", f"chromatic doctor --fix  (or rm -r {path})", fixable=True))
-        elif path.is_dir() and path.name not in runs:
-            report.findings.append(Finding(WARNING, "runs", str(path), "run directory with no row in `models`",
-                                           f"chromatic doctor --fix  (or rm -r {path})", fixable=True))
+    files = store.files
+    for name in files.children(RUNS_DIR):
+        where = files.uri(RUNS_DIR, name)
+        if name.startswith(PARTIAL_RUN_PREFIX):
+            report.findings.append(Finding(WARNING, "runs", where, "a run that was interrupted while being "
+                                           "saved", f"chromatic doctor --fix  (or delete {where})", fixable=True,
+                                           side_path=f"{RUNS_DIR}/{name}"))
+        elif name not in runs:
+            report.findings.append(Finding(WARNING, "runs", where, "run directory with no row in `models`",
+                                           f"chromatic doctor --fix  (or delete {where})", fixable=True,
+                                           side_path=f"{RUNS_DIR}/{name}"))
     for run in runs.values():
-        if not Path(run.artifact_path).is_dir():
+        if not files.children(RUNS_DIR, run.run_id):
             report.findings.append(Finding(ERROR, "runs", run.run_id, f"registered, but {run.artifact_path} "
                                            "is missing", "train it again; the registry row cannot be used"))
     for table in sorted(readable):
@@ -204,7 +212,10 @@ def _check_runs(store: Store, readable: set[str], report: DoctorReport) -> None:
 
 
 def _check_locks(store: Store, report: DoctorReport) -> None:
-    locks = store.side_dir / "locks"
+    if not store.is_local:
+        _check_leases(store, report)
+        return
+    locks = store.side_dir / LOCKS_DIR
     for path in sorted(locks.glob("*.lock")) if locks.is_dir() else []:
         if _lock_is_free(path):
             continue  # a free lock file is how a finished writer leaves it
@@ -216,6 +227,27 @@ def _check_locks(store: Store, report: DoctorReport) -> None:
             report.findings.append(Finding(ERROR, "locks", table, f"lock held, but its writer (pid {pid or '?'}) "
                                            "is not a process on this machine", "find the writer on the other "
                                            "machine and stop it; the lock is released when it exits"))
+
+
+def _check_leases(store: Store, report: DoctorReport) -> None:
+    """Writer leases in the bucket (featurestore/lease.py): who writes now, and leases whose writer stopped."""
+    files = store.files
+    for name in (n for n in files.children(LOCKS_DIR) if n.endswith(".lease")):
+        current = read_lease(files.client, files.bucket, files.key(LOCKS_DIR, name))
+        if current is None:
+            continue  # released while we looked
+        body, _, age_s = current
+        table, ttl = name.removesuffix(".lease"), float(body.get("ttl_s", store.options.lease_ttl_s))
+        holder = f"{body.get('host', '?')} pid {body.get('pid', '?')} (since {body.get('since', '?')})"
+        if age_s <= ttl:
+            report.findings.append(Finding(WARNING, "locks", table, f"being written now by {holder}; lease "
+                                           f"renewed {age_s:.0f}s ago", f"wait for it, or stop pid "
+                                           f"{body.get('pid', '?')} on {body.get('host', '?')}; its job resumes "
+                                           "when re-run"))
+        else:
+            report.findings.append(Finding(WARNING, "locks", table, f"lease of {holder} expired {age_s - ttl:.0f}s "
+                                           f"ago (TTL {ttl:g}s): that writer stopped without releasing it",
+                                           "nothing to do: the next writer of this table takes it over"))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -243,8 +275,8 @@ def fix_store(store: Store, report: DoctorReport) -> list[Finding]:
     """Apply the fixes that lose nothing (see the module doc); -> the findings fixed."""
     fixed = []
     for finding in (f for f in report.findings if f.fixable):
-        if finding.check == "runs" and finding.subject.startswith(str(store.side_dir)):
-            shutil.rmtree(finding.subject, ignore_errors=True)
+        if finding.check == "runs" and finding.side_path:
+            store.files.remove(*finding.side_path.split("/"))
         elif finding.check == "runs" and finding.tag:
             store.delete_tag(finding.subject, finding.tag)
         else:

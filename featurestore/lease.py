@@ -84,17 +84,7 @@ class S3Lease:
 
     def _current(self) -> tuple[dict, str, float] | None:
         """(holder body, ETag, age in seconds by the server's clock), or None if there is no lease."""
-        from botocore.exceptions import ClientError
-
-        try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self.key)
-        except ClientError as exc:
-            if _code(exc) in ("NoSuchKey", "404"):
-                return None
-            raise
-        body = json.loads(response["Body"].read() or b"{}")
-        server_now = parsedate_to_datetime(response["ResponseMetadata"]["HTTPHeaders"]["date"])
-        return body, response["ETag"], (server_now - response["LastModified"]).total_seconds()
+        return read_lease(self.client, self.bucket, self.key)
 
     # -- holding --------------------------------------------------------------
     def _heartbeat(self) -> None:
@@ -129,6 +119,24 @@ class S3Lease:
                 self.client.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=self.etag)
             except ClientError:
                 pass  # already gone or taken over; it expires either way
+
+
+def read_lease(client, bucket: str, key: str) -> tuple[dict, str, float] | None:
+    """A lease's (holder body, ETag, age in seconds by the server's clock), or None if there is none.
+
+    The body names host, pid, since and ttl_s; the age is LastModified (the last heartbeat) against the
+    response's Date, so the reader's clock does not matter."""
+    from botocore.exceptions import ClientError
+
+    try:
+        response = client.get_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if _code(exc) in ("NoSuchKey", "404"):
+            return None
+        raise
+    body = json.loads(response["Body"].read() or b"{}")
+    server_now = parsedate_to_datetime(response["ResponseMetadata"]["HTTPHeaders"]["date"])
+    return body, response["ETag"], (server_now - response["LastModified"]).total_seconds()
 
 
 def _code(exc) -> str:

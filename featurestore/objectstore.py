@@ -35,6 +35,10 @@ _ALIASES = {"endpoint": "aws_endpoint", "endpoint_url": "aws_endpoint", "aws_end
 DEFAULT_LEASE_TTL_S = 60.0
 
 
+# Folders under a store's side files: model runs (fusion/runs.py), writer locks and leases (store.py).
+RUNS_DIR, LOCKS_DIR = "models", "locks"
+
+
 @dataclass(frozen=True)
 class StoreOptions:
     """How to reach a store: object-store options (Lance key names) and the writer lease's expiry.
@@ -148,6 +152,18 @@ class LocalFiles:
         """Already local: the directory itself, nothing copied."""
         return self.root.joinpath(*parts)
 
+    def children(self, *parts: str) -> list[str]:
+        """Names directly under `parts` (files and directories), sorted; [] when there is nothing."""
+        folder = self.root.joinpath(*parts)
+        return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+    def remove(self, *parts: str) -> None:
+        """Delete a file, or a directory with everything under it."""
+        import shutil
+
+        path = self.root.joinpath(*parts)
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
 
 class S3Files:
     """Files under an `s3://bucket/prefix`."""
@@ -205,6 +221,26 @@ class S3Files:
         if not found:
             raise StoreError(f"nothing at {self.uri(*parts)}/")
         return Path(dest)
+
+    def children(self, *parts: str) -> list[str]:
+        """Names directly under `parts`: objects, and the "directories" their keys imply; sorted."""
+        prefix = self.key(*parts) + "/"
+        names: set[str] = set()
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/")
+        for page in pages:
+            names.update(p["Prefix"][len(prefix):].rstrip("/") for p in page.get("CommonPrefixes", []))
+            names.update(obj["Key"][len(prefix):] for obj in page.get("Contents", []))
+        return sorted(names - {""})
+
+    def remove(self, *parts: str) -> None:
+        """Delete the object at `parts` and every object under `parts/`."""
+        keys = [self.key(*parts)]
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
+                                                                            Prefix=self.key(*parts) + "/"):
+            keys += [obj["Key"] for obj in page.get("Contents", [])]
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
+            batch = [{"Key": key} for key in keys[start:start + 1000]]
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
 
 
 def _s3_error(exc, uri: str) -> StoreError:

@@ -23,7 +23,8 @@ import pyarrow as pa
 from featurestore.errors import StoreError, TableNotFoundError, damage_error
 from featurestore.lease import S3Lease
 from featurestore.lock import table_writer_lock
-from featurestore.objectstore import SIDE_DIR, LocalFiles, S3Files, StoreOptions, files_at, is_local, local_path
+from featurestore.objectstore import (LOCKS_DIR, SIDE_DIR, LocalFiles, S3Files, StoreOptions, files_at, is_local,
+                                      local_path)
 from featurestore.schemas import KEY, SYSTEM_KEYS, SYSTEM_SCHEMAS
 
 DEFAULT_STORE = "./store"
@@ -334,10 +335,10 @@ class Store:
         Local stores use an flock; object stores a lease in the bucket (featurestore/lease.py).
         """
         if self.is_local:
-            with table_writer_lock(self.side_dir / "locks", name, timeout_s):
+            with table_writer_lock(self.side_dir / LOCKS_DIR, name, timeout_s):
                 yield
             return
-        lease = S3Lease(self.files.client, self.files.bucket, self.files.key("locks", f"{name}.lease"), name,
+        lease = S3Lease(self.files.client, self.files.bucket, self.files.key(LOCKS_DIR, f"{name}.lease"), name,
                         self.options.lease_ttl_s, timeout_s)
         with lease:
             self._leases[name] = lease

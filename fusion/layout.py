@@ -16,11 +16,10 @@ import os
 from pathlib import Path
 
 from featurestore.errors import StoreError
-from featurestore.objectstore import StoreOptions, files_at, is_local
+from featurestore.objectstore import RUNS_DIR, StoreOptions, files_at, is_local  # noqa: F401  (RUNS_DIR: re-exported)
 from featurestore.taxonomy import COLORS, DIMENSIONS, MODES
 from fusion.errors import ModelError
 
-RUNS_DIR = "models"
 WEIGHTS, MANIFEST, METRICS, HISTORY = "model.pt", "manifest.json", "metrics.json", "history.json"
 VAL_PREDICTIONS, REPORT, ONNX_FILE = "val_predictions.parquet", "report.png", "model.onnx"
 VAL_MIDI_CANDIDATES = "val_midi_candidates.parquet"
