@@ -15,12 +15,16 @@ per session (within `SearchSettings.resident_mb`) and costs one matrix product
 per query after that; a set larger than the budget is streamed.
 
 Which path: exact for tables searched in standardised space, without a cosine
-ANN index, for candidate sets under `exact_below`, and for a candidate set the
-session has already read into RAM; otherwise the ANN index. A set under
-`resident_exact_below` is read into RAM the second time the session searches
-it (or at once for a batch of queries): one-off queries stay on the index,
-repeated ones get exact answers at numpy speed. Larger sets stay on the index,
-which is faster there than a product over every candidate.
+ANN index, and for candidate sets under `exact_below`. Otherwise a cost model
+(`SearchSettings`, fitted on the benchmark) compares one product over the
+candidates in RAM with an index query, whose IVF_PQ scan grows with the rows in
+the probed partitions (a filter keeping a fraction f of the table probes
+nprobes / f partitions: a one-colour filter scans every partition). A set the
+session holds in RAM, or searches again (or at once for a batch of queries) and
+is worth reading into RAM, is searched exactly when the model says the product
+is cheaper; one-off queries stay on the index. Derived facts (row maps, resolved
+filters, index statistics) are shared by the sessions of a process per table
+snapshot (`featurestore.search_cache`), so one-shot calls pay them once.
 
 The metric is cosine everywhere (index, ANN query, exact search). Tables of raw,
 not unit-norm statistics are z-scored per feature first (`featurestore.space`).
@@ -42,6 +46,7 @@ from featurestore.errors import SearchError
 from featurestore.feature_table import PRESENT
 from featurestore.resident import Hits, ResidentCache, ResidentVectors, streamed_nearest
 from featurestore.rowmask import allowlist
+from featurestore.search_cache import SNAPSHOTS, snapshot_key
 from featurestore.schemas import SEGMENTS
 from featurestore.search_inputs import (
     IDS_PER_LOOKUP,
@@ -75,15 +80,18 @@ class SearchSettings:
     # Partitions probed by an unfiltered query; a filter keeping a fraction f of the rows probes nprobes / f
     # (capped at all), so about as many matching rows are ranked as without a filter.
     nprobes: int = 20
-    # Re-rank 20x k candidates on full vectors: recall@10 0.997 vs 0.973 at 10, for ~equal latency.
+    # Re-rank 20x k candidates on full vectors: recall@10 0.997 vs 0.977 at 10 (BENCHMARKS.md sweep).
     refine_factor: int = 20
     # RAM a session may hold candidate vectors in (float32 rows + ids); beyond it exact search streams.
     resident_mb: int = 1024
-    # A candidate set the session searches again is read into RAM and searched exactly when it is smaller
-    # than this: a BLAS product over 25k 512-d rows took 18-37 ms against 35 ms for the index, over 200k
-    # 284 ms against 90 ms (BENCHMARKS.md).
-    resident_exact_below: int = 50_000
     scan_batch: int = 8192
+    # The cost model choosing, for a candidate set in RAM (or searched again, so worth reading into RAM),
+    # between one exact product over it and the index. Fitted by benchmarks/bench_search.py's cost-model
+    # runs on this machine (BENCHMARKS.md): only the ratios between them matter for the choice.
+    exact_ns_per_value: float = 0.25  # resident product + partial sort, per candidate per dimension
+    index_ns_per_code: float = 0.8  # IVF_PQ scan, per probed row per PQ sub-vector
+    index_refine_us_per_row: float = 40.0  # re-ranking one row on its full vector read from disk
+    index_fixed_ms: float = 3.0  # per index query: planning, partition ranking, reading the results
 
 
 DEFAULT_SETTINGS = SearchSettings()
@@ -117,6 +125,10 @@ class _Candidates:
     @cached_property
     def allow(self) -> bytes:
         return allowlist(self.addrs)
+
+    @property
+    def nbytes(self) -> int:  # with the allow-list it builds (at most ~1/8 of the addresses' bytes + headers)
+        return int(self.ids.nbytes + self.addrs.nbytes * 1.25)
 
 
 def neighbors(
@@ -155,6 +167,8 @@ class Searcher:
     def _open(self) -> None:
         self._features = self.store.dataset(self.table)
         self._segments = self.store.dataset(SEGMENTS) if self.store.has_table(SEGMENTS) else None
+        self._table_key = snapshot_key(self.store.uri, self.table, self._features)
+        self._segments_key = None if self._segments is None else snapshot_key(self.store.uri, SEGMENTS, self._segments)
         self.space = table_space(self.store, self.table, self._features)
         self._index = _NOT_LOOKED_UP
         self._rows: tuple[pa.Array, np.ndarray] | None = None
@@ -211,7 +225,7 @@ class Searcher:
         if candidates is not None and candidates.size == 0:
             return [[] for _ in vectors]
         self._uses[search_filter] += count
-        if self._searches_exactly(search_filter, candidates, exact):
+        if self._searches_exactly(search_filter, candidates, exact, limit):
             return self._exact(vectors, limit, search_filter, candidates)
         allow = None if candidates is None else candidates.allow
         hits = ann_query(self._features, vectors, limit, self._nprobes(candidates), self.settings.refine_factor, allow)
@@ -225,7 +239,7 @@ class Searcher:
         return hits
 
     # -- choosing exact or ANN --------------------------------------------------------------
-    def _searches_exactly(self, search_filter: SearchFilter, candidates: _Candidates | None, exact) -> bool:
+    def _searches_exactly(self, search_filter: SearchFilter, candidates: _Candidates | None, exact, limit: int) -> bool:
         if exact:
             return True
         if self.space.standardised:
@@ -245,14 +259,26 @@ class Searcher:
         if exact is False:
             return False
         size = self._candidate_count(candidates)
-        if size < self.settings.exact_below or self._resident.get(search_filter) is not None:
+        if size < self.settings.exact_below:
             return True
-        repeated = self._uses[search_filter] > 1
-        return repeated and size < self.settings.resident_exact_below and self._resident.fits(size, self.dim)
+        in_ram = self._resident.get(search_filter) is not None
+        # A set searched again is worth reading into RAM (a one-off query is not: the read costs ~20 us a row).
+        worth_reading = self._uses[search_filter] > 1 and self._resident.fits(size, self.dim)
+        return (in_ram or worth_reading) and self.exact_is_cheaper(size, self._nprobes(candidates), limit)
+
+    def exact_is_cheaper(self, candidates: int, nprobes: int, limit: int) -> bool:
+        """The cost model: one product over `candidates` rows in RAM vs an index query probing `nprobes`
+        partitions (rows in proportion) and re-ranking `limit` x refine_factor rows."""
+        s, index = self.settings, self._ann_index()
+        exact_ms = candidates * self.dim * s.exact_ns_per_value * 1e-6
+        probed_rows = len(self._present_rows()[1]) * nprobes / max(index.partitions, 1)
+        index_ms = (s.index_fixed_ms + probed_rows * index.sub_vectors * s.index_ns_per_code * 1e-6
+                    + limit * s.refine_factor * s.index_refine_us_per_row * 1e-3)
+        return exact_ms < index_ms
 
     def _ann_index(self):
         if self._index is _NOT_LOOKED_UP:
-            self._index = cosine_ann_index(self._features)
+            self._index = SNAPSHOTS.get_or_make(("ann", self._table_key), lambda: cosine_ann_index(self._features))
         return self._index
 
     def _candidate_count(self, candidates: _Candidates | None) -> int:
@@ -289,9 +315,13 @@ class Searcher:
 
     # -- filters ----------------------------------------------------------------------------
     def _candidates(self, search_filter: SearchFilter) -> _Candidates | None:
+        if search_filter.empty:
+            return None
         if search_filter not in self._filters:
-            ids = None if search_filter.empty else filter_segment_ids(self._segments_or_error(), search_filter)
-            self._filters[search_filter] = None if ids is None else self._matching_rows(ids)
+            segments = self._segments_or_error()
+            key = ("filter", self._table_key, self._segments_key, search_filter)
+            self._filters[search_filter] = SNAPSHOTS.get_or_make(
+                key, lambda: self._matching_rows(filter_segment_ids(segments, search_filter)))
         return self._filters[search_filter]
 
     def _matching_rows(self, segment_ids: pa.Array) -> _Candidates:
@@ -300,14 +330,13 @@ class Searcher:
         return _Candidates(row_ids.filter(pa.array(mask)), addrs[mask])
 
     def _present_rows(self) -> tuple[pa.Array, np.ndarray]:
-        """(segment ids, row addresses) of the rows with a vector, read once per session."""
+        """(segment ids, row addresses) of the rows with a vector: read once per table snapshot in the process."""
         if self._rows is None:
-            rows = self._features.to_table(columns=["segment_id"], filter=PRESENT, with_row_address=True)
-            self._rows = (rows.column("segment_id").combine_chunks(),
-                          rows.column("_rowaddr").to_numpy().astype(np.uint64))
+            self._rows = SNAPSHOTS.get_or_make(("rows", self._table_key), lambda: present_rows(self._features))
         return self._rows
 
     def _segments_or_error(self):
+        """`segments` at this session's version; without it, the typed error naming the tables that exist."""
         if self._segments is None:
             return self.store.dataset(SEGMENTS)  # raises TableNotFoundError naming what exists
         return self._segments
@@ -340,3 +369,9 @@ class Searcher:
             found.update({r["segment_id"]: r for r in self._segments.to_table(
                 columns=NEIGHBOR_METADATA, filter=predicate).to_pylist()})
         return found
+
+
+def present_rows(dataset) -> tuple[pa.Array, np.ndarray]:
+    """(segment ids, u64 row addresses) of a feature table's rows with a vector."""
+    rows = dataset.to_table(columns=["segment_id"], filter=PRESENT, with_row_address=True)
+    return rows.column("segment_id").combine_chunks(), rows.column("_rowaddr").to_numpy().astype(np.uint64)
