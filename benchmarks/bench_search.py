@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 from benchmd import replace_section  # noqa: E402  (benchmarks/ is the script's directory)
 from search_report import SECTION_TITLE, ms, section  # noqa: E402
 from featurestore import Store  # noqa: E402
+from featurestore.resident import ResidentVectors  # noqa: E402
 from featurestore.schemas import SEGMENTS, SEGMENTS_SCHEMA, feature_schema  # noqa: E402
 from featurestore.store import sql_in  # noqa: E402
 from featurestore.search import (  # noqa: E402
@@ -280,6 +281,65 @@ def threshold_runs(store: Store, queries, song_counts=(1, 4, 10, 40)) -> list[tu
     return out
 
 
+COST_FILTERS = ((), ("Red",), ("Red", "Blue"), ("Red", "Blue", "Green", "Violet"))
+
+
+def cost_runs(store: Store, queries, vectors, repeats: int = 12) -> dict:
+    """Calibrate the cost model: resident exact vs index latency as the candidate set grows (1, 2, 4 colours,
+    everything), the index with refine_factor 1 and the default; then fit its constants by least squares."""
+    rows = []
+    for colors in COST_FILTERS:
+        flt = SearchFilter(colors=colors)
+        session = Searcher(store, TABLE)
+        no_refine = Searcher(store, TABLE, replace(DEFAULT_SETTINGS, refine_factor=1))
+        session.search(vectors[0], K, flt, exact=True)  # reads the set into RAM (not timed)
+        size, nprobes = session._candidate_count(session._candidates(flt)), session._nprobes(session._candidates(flt))
+        lat = {"exact": [], "index": [], "index_rf1": []}
+        for i, (row, _) in enumerate(queries[:repeats]):
+            paths = {"exact": lambda: session.search(vectors[row], K, flt, exact=True),
+                     "index": lambda: session.search(vectors[row], K, flt, exact=False),
+                     "index_rf1": lambda: no_refine.search(vectors[row], K, flt, exact=False)}
+            for name in rotated(list(paths), i):
+                lat[name].append(timed(paths[name])[1])
+        index = session._ann_index()
+        probed = len(session._present_rows()[1]) * nprobes / index.partitions
+        masked = bool(colors)
+        rows.append({"colors": len(colors) or 8, "candidates": size, "nprobes": nprobes, "probed_rows": probed,
+                     "allowed_probed": size * min(1.0, nprobes / index.partitions) if masked else 0.0,
+                     "sub_vectors": index.sub_vectors,
+                     "default_picks_exact": session.exact_is_cheaper(size, nprobes, K, masked),
+                     **{name: ms(v, 50) for name, v in lat.items()}})
+    return {"rows": rows, "fit": fit_cost_model(rows)}
+
+
+def fit_cost_model(rows: list[dict]) -> dict:
+    """SearchSettings' cost constants from cost_runs' p50s (ms), least squares: exact = n * dim * e;
+    index = F + (probed + allowed in probed) * sub_vectors * (c, a) + k * refine_factor * r."""
+    exact = float(np.median([r["exact"] * 1e6 / (r["candidates"] * DIM) for r in rows]))
+    design, target = [], []
+    for r in rows:
+        for rf, name in ((1, "index_rf1"), (DEFAULT_SETTINGS.refine_factor, "index")):
+            design.append([1.0, r["probed_rows"] * r["sub_vectors"] * 1e-6, r["allowed_probed"] * r["sub_vectors"] * 1e-6,
+                           K * rf * 1e-3])
+            target.append(r[name])
+    (fixed, per_code, per_allowed, refine), *_ = np.linalg.lstsq(np.array(design), np.array(target), rcond=None)
+    return {"exact_ns_per_value": exact, "index_fixed_ms": float(fixed), "index_ns_per_code": float(per_code),
+            "index_ns_per_allowed_code": float(per_allowed), "index_refine_us_per_row": float(refine)}
+
+
+def read_runs(store: Store) -> dict:
+    """Seconds to read candidates' vectors into RAM (`Searcher`'s own read): one colour (a scan with the
+    colour's row-address allow-list), and the whole table (a plain scan), each in a fresh session."""
+    out = {}
+    for name, flt in (("one colour", SearchFilter(colors=("Red",))), ("whole table", SearchFilter())):
+        session = Searcher(store, TABLE)
+        candidates = session._candidates(flt)
+        read = lambda: ResidentVectors.from_batches(session._vector_batches(candidates), session.space, DIM)  # noqa: E731
+        resident, seconds = timed(read)
+        out[name] = {"rows": len(resident.ids), "s": seconds}
+    return out
+
+
 def row_id(row: int) -> str:
     return f"seg{row:07d}"
 
@@ -303,13 +363,22 @@ def run(args) -> dict:
         candidates = [len(candidate_segment_ids(store, colors=[c])) for _, c in queries]
         result = dict(rows=args.rows, queries=args.queries, write_s=write_s, build_s=build_s, index=summary,
                       candidates=float(np.mean(candidates)), load=os.getloadavg())
-        result["filtered"] = filtered_runs(store, queries, vectors, colour, ids)
-        result["unfiltered"] = unfiltered_runs(store, queries[: args.sweep_queries], vectors, ids)
-        result["throughput"] = throughput(store, vectors, args.session_queries, args.seed)
-        result["cli"] = cli_runs(store, ids, args.cli_queries, Path(tmp))
-        result["imports"] = import_runs(store, ids)
-        result["sweep"] = sweep_runs(store, queries[: args.sweep_queries], vectors)
-        result["by_size"] = threshold_runs(store, queries)
+        some = queries[: args.sweep_queries]
+        parts = {
+            "filtered": lambda: filtered_runs(store, queries, vectors, colour, ids),
+            "unfiltered": lambda: unfiltered_runs(store, some, vectors, ids),
+            "throughput": lambda: throughput(store, vectors, args.session_queries, args.seed),
+            "cli": lambda: cli_runs(store, ids, args.cli_queries, Path(tmp)),
+            "imports": lambda: import_runs(store, ids),
+            "sweep": lambda: sweep_runs(store, some, vectors),
+            "by_size": lambda: threshold_runs(store, queries),
+            "cost": lambda: cost_runs(store, queries, vectors),
+            "reads": lambda: read_runs(store),
+        }
+        wanted = args.only.split(",") if args.only else list(parts)
+        for name in wanted:
+            result[name] = parts[name]()
+            print(f"{name} done at load {os.getloadavg()[0]:.1f}", file=sys.stderr)
         result["load_after"] = os.getloadavg()
         result["sweep_queries"] = args.sweep_queries
     return result
@@ -328,6 +397,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="update the Search section of BENCHMARKS.md")
     parser.add_argument("--results", type=Path, default=None, help="save the measurements here as JSON")
     parser.add_argument("--render", action="store_true", help="only re-render the section from --results")
+    parser.add_argument("--only", default=None, help="comma-separated parts to run (exploration; never --write)")
     args = parser.parse_args()
     command = "python benchmarks/bench_search.py " + " ".join(a for a in sys.argv[1:] if a != "--render")
     if args.render:
@@ -336,6 +406,9 @@ def main() -> None:
         measured = run(args)
         if args.results:
             args.results.write_text(json.dumps(measured))
+        if args.only:
+            print(json.dumps({k: v for k, v in measured.items() if k in args.only.split(",")}, indent=1))
+            return
     text = section(measured, command.strip())
     print(text)
     if args.write:

@@ -36,27 +36,26 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from featurestore.errors import SearchError
 from featurestore.feature_table import PRESENT
 from featurestore.resident import Hits, ResidentCache, ResidentVectors, streamed_nearest
-from featurestore.rowmask import allowlist
-from featurestore.search_cache import SNAPSHOTS, snapshot_key
 from featurestore.schemas import SEGMENTS
+from featurestore.search_cache import SNAPSHOTS, snapshot_key
 from featurestore.search_inputs import (
     IDS_PER_LOOKUP,
     NO_FILTER,
+    Candidates,
     SearchFilter,
     candidate_segment_ids,
     checked_query_vector,
     feature_dim,
     filter_segment_ids,
     in_space,
+    present_rows,
     resolve_space,
     stored_vectors,
 )
@@ -89,9 +88,14 @@ class SearchSettings:
     # between one exact product over it and the index. Fitted by benchmarks/bench_search.py's cost-model
     # runs on this machine (BENCHMARKS.md): only the ratios between them matter for the choice.
     exact_ns_per_value: float = 0.25  # resident product + partial sort, per candidate per dimension
-    index_ns_per_code: float = 0.8  # IVF_PQ scan, per probed row per PQ sub-vector
-    index_refine_us_per_row: float = 40.0  # re-ranking one row on its full vector read from disk
     index_fixed_ms: float = 3.0  # per index query: planning, partition ranking, reading the results
+    index_ns_per_code: float = 0.8  # IVF_PQ scan, per probed row per PQ sub-vector
+    # A row-address mask sends Lance's PQ scan down a slower path, per allowed row in the probed partitions.
+    index_ns_per_allowed_code: float = 4.0
+    index_refine_us_per_row: float = 40.0  # re-ranking one row on its full vector read from disk
+    # Reading vectors into RAM: a filter's scattered rows cost more each than one scan of the whole table.
+    read_us_per_row_by_filter: float = 15.0
+    read_us_per_row_scanned: float = 5.3
 
 
 DEFAULT_SETTINGS = SearchSettings()
@@ -109,26 +113,6 @@ class Neighbor:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class _Candidates:
-    """A filter's matches that have a vector: ids and row addresses in this session's table version."""
-
-    ids: pa.Array
-    addrs: np.ndarray
-
-    @property
-    def size(self) -> int:
-        return len(self.addrs)
-
-    @cached_property
-    def allow(self) -> bytes:
-        return allowlist(self.addrs)
-
-    @property
-    def nbytes(self) -> int:  # with the allow-list it builds (at most ~1/8 of the addresses' bytes + headers)
-        return int(self.ids.nbytes + self.addrs.nbytes * 1.25)
 
 
 def neighbors(
@@ -172,9 +156,10 @@ class Searcher:
         self.space = table_space(self.store, self.table, self._features)
         self._index = _NOT_LOOKED_UP
         self._rows: tuple[pa.Array, np.ndarray] | None = None
-        self._filters: dict[SearchFilter, _Candidates | None] = {}
+        self._filters: dict[SearchFilter, Candidates | None] = {}
         self._uses: Counter = Counter()  # queries per filter, to read repeatedly searched sets into RAM
         self._calls = 0
+        self._rows_read = 0  # candidate rows read into RAM filter by filter (for `_table_read_pays`)
         self._metadata: dict[str, dict] | None = None
         self._resident.clear()
 
@@ -239,7 +224,7 @@ class Searcher:
         return hits
 
     # -- choosing exact or ANN --------------------------------------------------------------
-    def _searches_exactly(self, search_filter: SearchFilter, candidates: _Candidates | None, exact, limit: int) -> bool:
+    def _searches_exactly(self, search_filter: SearchFilter, candidates: Candidates | None, exact, limit: int) -> bool:
         if exact:
             return True
         if self.space.standardised:
@@ -264,15 +249,17 @@ class Searcher:
         in_ram = self._resident.get(search_filter) is not None
         # A set searched again is worth reading into RAM (a one-off query is not: the read costs ~20 us a row).
         worth_reading = self._uses[search_filter] > 1 and self._resident.fits(size, self.dim)
-        return (in_ram or worth_reading) and self.exact_is_cheaper(size, self._nprobes(candidates), limit)
+        return (in_ram or worth_reading) and self.exact_is_cheaper(size, self._nprobes(candidates), limit, candidates is not None)
 
-    def exact_is_cheaper(self, candidates: int, nprobes: int, limit: int) -> bool:
+    def exact_is_cheaper(self, candidates: int, nprobes: int, limit: int, masked: bool = True) -> bool:
         """The cost model: one product over `candidates` rows in RAM vs an index query probing `nprobes`
-        partitions (rows in proportion) and re-ranking `limit` x refine_factor rows."""
+        partitions (rows, and a mask's allowed rows, in proportion) and re-ranking `limit` x refine_factor."""
         s, index = self.settings, self._ann_index()
         exact_ms = candidates * self.dim * s.exact_ns_per_value * 1e-6
-        probed_rows = len(self._present_rows()[1]) * nprobes / max(index.partitions, 1)
-        index_ms = (s.index_fixed_ms + probed_rows * index.sub_vectors * s.index_ns_per_code * 1e-6
+        share = min(1.0, nprobes / max(index.partitions, 1))
+        codes = len(self._present_rows()[1]) * share * index.sub_vectors * s.index_ns_per_code
+        allowed = candidates * share * index.sub_vectors * s.index_ns_per_allowed_code if masked else 0.0
+        index_ms = (s.index_fixed_ms + (codes + allowed) * 1e-6
                     + limit * s.refine_factor * s.index_refine_us_per_row * 1e-3)
         return exact_ms < index_ms
 
@@ -281,10 +268,10 @@ class Searcher:
             self._index = SNAPSHOTS.get_or_make(("ann", self._table_key), lambda: cosine_ann_index(self._features))
         return self._index
 
-    def _candidate_count(self, candidates: _Candidates | None) -> int:
+    def _candidate_count(self, candidates: Candidates | None) -> int:
         return candidates.size if candidates is not None else len(self._present_rows()[1])
 
-    def _nprobes(self, candidates: _Candidates | None) -> int:
+    def _nprobes(self, candidates: Candidates | None) -> int:
         partitions = self._ann_index().partitions
         wanted = self.settings.nprobes
         if candidates is not None:
@@ -293,16 +280,39 @@ class Searcher:
 
     # -- exact search -----------------------------------------------------------------------
     def _exact(self, vectors: np.ndarray, limit: int, search_filter: SearchFilter,
-               candidates: _Candidates | None) -> list[Hits]:
-        resident = self._resident.get(search_filter)
-        if resident is None and self._resident.fits(self._candidate_count(candidates), self.dim):
-            resident = ResidentVectors.from_batches(self._vector_batches(candidates), self.space, self.dim)
-            self._resident.put(search_filter, resident)
+               candidates: Candidates | None) -> list[Hits]:
+        resident = self._resident.get(search_filter) or self._read_into_ram(search_filter, candidates)
         if resident is not None:
             return resident.nearest(vectors, limit)
         return streamed_nearest(self._vector_batches(candidates), self.space, vectors, limit)
 
-    def _vector_batches(self, candidates: _Candidates | None):
+    def _read_into_ram(self, search_filter: SearchFilter, candidates: Candidates | None) -> ResidentVectors | None:
+        """A candidate set's vectors in RAM, read filter by filter, or gathered from the whole table once
+        reading it in one scan pays (see `_table_read_pays`); None when the set exceeds the budget."""
+        size = self._candidate_count(candidates)
+        if not self._resident.fits(size, self.dim):
+            return None
+        table = self._resident.get(NO_FILTER)
+        if table is None and candidates is not None and self._table_read_pays(size):
+            table = ResidentVectors.from_batches(self._vector_batches(None), self.space, self.dim)
+            self._resident.put(NO_FILTER, table)
+        if table is not None and candidates is not None:
+            resident = table.subset(candidates.ids)
+        else:
+            resident = ResidentVectors.from_batches(self._vector_batches(candidates), self.space, self.dim)
+        self._rows_read += size
+        self._resident.put(search_filter, resident)
+        return resident
+
+    def _table_read_pays(self, size: int) -> bool:
+        """Ski rental: once the rows this session has read filter by filter (scattered rows, dearer each) plus
+        this set would cost as much as one scan of the table, scan it instead and gather every later set from
+        it. Only when the table and as many rows again (the gathered copies) fit the RAM budget."""
+        rows, s = len(self._present_rows()[1]), self.settings
+        by_filter = (self._rows_read + size) * s.read_us_per_row_by_filter
+        return self._resident.fits(2 * rows, self.dim) and by_filter >= rows * s.read_us_per_row_scanned
+
+    def _vector_batches(self, candidates: Candidates | None):
         scan = {"columns": ["segment_id", "vector"], "batch_size": self.settings.scan_batch}
         if candidates is None:
             scanner = self._features.scanner(filter=PRESENT, **scan)
@@ -314,20 +324,15 @@ class Searcher:
                 yield ids, matrix
 
     # -- filters ----------------------------------------------------------------------------
-    def _candidates(self, search_filter: SearchFilter) -> _Candidates | None:
+    def _candidates(self, search_filter: SearchFilter) -> Candidates | None:
         if search_filter.empty:
             return None
         if search_filter not in self._filters:
             segments = self._segments_or_error()
             key = ("filter", self._table_key, self._segments_key, search_filter)
             self._filters[search_filter] = SNAPSHOTS.get_or_make(
-                key, lambda: self._matching_rows(filter_segment_ids(segments, search_filter)))
+                key, lambda: Candidates.matching(self._present_rows(), filter_segment_ids(segments, search_filter)))
         return self._filters[search_filter]
-
-    def _matching_rows(self, segment_ids: pa.Array) -> _Candidates:
-        row_ids, addrs = self._present_rows()
-        mask = pc.is_in(row_ids, value_set=segment_ids.cast(pa.string())).to_numpy(zero_copy_only=False)
-        return _Candidates(row_ids.filter(pa.array(mask)), addrs[mask])
 
     def _present_rows(self) -> tuple[pa.Array, np.ndarray]:
         """(segment ids, row addresses) of the rows with a vector: read once per table snapshot in the process."""
@@ -370,8 +375,3 @@ class Searcher:
                 columns=NEIGHBOR_METADATA, filter=predicate).to_pylist()})
         return found
 
-
-def present_rows(dataset) -> tuple[pa.Array, np.ndarray]:
-    """(segment ids, u64 row addresses) of a feature table's rows with a vector."""
-    rows = dataset.to_table(columns=["segment_id"], filter=PRESENT, with_row_address=True)
-    return rows.column("segment_id").combine_chunks(), rows.column("_rowaddr").to_numpy().astype(np.uint64)

@@ -221,3 +221,25 @@ def _add_segment(store: Store, segment_id: str, color: str, vector: np.ndarray) 
     store.upsert(SEGMENTS, pa.Table.from_pylist([{**row, "segment_id": segment_id, "color": color}],
                                                 schema=store.dataset(SEGMENTS).schema))
     write_features(store, TABLE, {segment_id: vector})
+
+
+def test_sets_gathered_from_the_whole_table_equal_sets_read_alone(indexed):
+    store, _ = indexed
+    by_filter = Searcher(store, TABLE, SearchSettings(read_us_per_row_by_filter=0.0))  # never scans the table
+    # Reading scattered rows made to look dear: the first set read into RAM scans the whole table instead.
+    gathered = Searcher(store, TABLE, SearchSettings(read_us_per_row_by_filter=1e6))
+    for colors in (("Blue",), ("Red", "Green"), ("Blue",)):
+        flt = SearchFilter(colors=colors)
+        for query in ("seg00007", "seg01234"):
+            alone, from_table = (s.search(query, 10, flt, exact=True) for s in (by_filter, gathered))
+            assert [n.segment_id for n in alone] == [n.segment_id for n in from_table] and len(alone) == 10
+            np.testing.assert_allclose([n.distance for n in alone], [n.distance for n in from_table], atol=1e-6)
+    rows = len(gathered._present_rows()[0])
+    assert gathered._resident.get(SearchFilter()) is not None and by_filter._resident.get(SearchFilter()) is None
+    blue = gathered._resident.get(SearchFilter(colors=("Blue",)))
+    assert 0 < len(blue.ids) < rows and blue.unit.flags["C_CONTIGUOUS"]
+    # The table is scanned only when it fits the budget twice over (itself and the sets gathered from it).
+    tight_mb = 1.5 * rows * (4 * 32 + 64) / 2**20
+    tight = Searcher(store, TABLE, SearchSettings(read_us_per_row_by_filter=1e6, resident_mb=tight_mb))
+    assert len(tight.search("seg00007", 10, SearchFilter(colors=("Blue",)), exact=True)) == 10
+    assert tight._resident.get(SearchFilter()) is None and tight._resident.nbytes > 0
