@@ -157,7 +157,9 @@ def filtered_runs(store: Store, queries, vectors, colour, ids) -> dict:
             out[name].append(seconds)
             if name in rec:
                 rec[name].append(len(expected & found) / K)
-    return {"latency": out, "recall": {name: float(np.mean(r)) for name, r in rec.items()}, "warm_up_s": warm_up}
+    scanned = auto_session._resident.get(SearchFilter()) is not None
+    return {"latency": out, "recall": {name: float(np.mean(r)) for name, r in rec.items()}, "warm_up_s": warm_up,
+            "warm_up_table_scan": scanned, "warm_up_rows_read_by_filter": auto_session.rows_read_by_filter}
 
 
 def rotated(names: list[str], shift: int) -> list[str]:

@@ -47,13 +47,12 @@ def section(r: dict, command: str) -> str:
         f"## {SECTION_TITLE}",
         "",
         f"`{command}` on {platform.machine()} with {os.cpu_count()} CPU cores shared with other engineers' jobs: "
-        "load average {l0:.1f} at the start and {l1:.1f} at the end of the run (the machine was far from quiet, so "
-        "absolute milliseconds are inflated and noisy; the ratios are measured query by query, side by side, in "
-        "the same run). Data: {rows:,} clustered unit-norm 512-d vectors (8 colours x 16 sub-clusters, 800 songs; "
+        "load average {l0:.1f} at the start and {l1:.1f} at the end of the run ({quiet}; the ratios are measured "
+        "query by query, side by side, in the same run). Data: {rows:,} clustered unit-norm 512-d vectors (8 colours x 16 sub-clusters, 800 songs; "
         "48-d latent + noise), metadata in `segments`; {build}. Each filtered query: k=10, one colour drawn "
         "independently of the query (avg {cand:,.0f} candidates). Sessions use the defaults "
         "(nprobes={np}, refine_factor={rf}, resident_mb={mb}).".format(
-            l0=r["load"][0], l1=r["load_after"][0], rows=r["rows"], build=build, cand=r["candidates"],
+            l0=r["load"][0], l1=r["load_after"][0], quiet=_quietness(r), rows=r["rows"], build=build, cand=r["candidates"],
             np=s.nprobes, rf=s.refine_factor, mb=s.resident_mb),
         "",
         "| query path | p50 / p95 ms | recall@10 vs exact | p50 ratio to numpy in RAM |",
@@ -62,15 +61,15 @@ def section(r: dict, command: str) -> str:
     lines += _latency_rows(f"filtered ({r['queries']} queries)", r["filtered"], {
         "oneshot": "one-shot `neighbors()` (a session per query; ANN)",
         "ann": "`Searcher.search(exact=False)`: IVF_PQ + row-address allow-list",
-        "auto": "`Searcher.search()` default, warm session (each colour's 25k vectors already read into RAM; "
-                "exact)",
+        "auto": "`Searcher.search()` default, warm session (cost model: exact over the colour's 25k vectors "
+                "already in RAM)",
         "in_list": "before this change: the same ANN query with a `segment_id IN (~25k ids)` prefilter"})
     lines += _latency_rows(f"unfiltered ({r['sweep_queries']} queries)", r["unfiltered"], {
         "ann": "`Searcher.search(exact=False)`",
-        "auto": "`Searcher.search()` default (200k > `resident_exact_below`: the same index path as the row above)"})
+        "auto": "`Searcher.search()` default (cost model: the index, cheaper than a product over 200k rows)"})
     if "warm_up_s" in r["filtered"]:
-        lines += ["", f"Warming the default session (two queries per colour: 8 index queries, then 8 reads of a "
-                  f"colour's vectors into RAM) took {r['filtered']['warm_up_s']:.1f} s in all."]
+        lines += ["", f"Warming the default session (two queries per colour: 8 index queries, then each colour's "
+                  f"vectors into RAM: {_warm_up_reads(r)}) took {r['filtered']['warm_up_s']:.1f} s in all."]
     lines += [
         "",
         f"Session throughput, {t['count']:,} filtered queries (random colour each) through one `Searcher` "
@@ -101,8 +100,52 @@ def section(r: dict, command: str) -> str:
               f"{s.exact_below}):", "", "| songs | candidates | exact p50 ms | ANN p50 ms | ANN recall@10 |",
               "|---|---|---|---|---|"]
     lines += [f"| {c} | {n:,} | {e:.1f} | {a:.1f} | {rec:.3f} |" for c, n, e, a, rec in r["by_size"]]
+    lines += _cost_lines(r)
     lines += ["", NOTES, "", WEIGHT_FREE_NOTES]
     return "\n".join(lines) + "\n"
+
+
+def _quietness(r: dict) -> str:
+    if r["load"][0] < 1.0:
+        return ("measured under the quiet-machine protocol: other engineers' CPU-heavy jobs held back by a lock "
+                "file, the run started once the 1-minute load average was below 1.0")
+    return "the machine was not quiet, so absolute milliseconds are inflated and noisy"
+
+
+def _warm_up_reads(r: dict) -> str:
+    f = r["filtered"]
+    if not f.get("warm_up_table_scan"):
+        return "8 reads of a colour's rows"
+    return (f"{f['warm_up_rows_read_by_filter']:,} rows read colour by colour, then one scan of the whole table "
+            "once that cost as much, and every later colour gathered from it in RAM")
+
+
+def _cost_lines(r: dict) -> list[str]:
+    if "cost" not in r:
+        return []
+    s, fit = DEFAULT_SETTINGS, r["cost"]["fit"]
+    lines = ["", "Cost model (the default path's choice between exact-in-RAM and the index; p50 of 12 queries, "
+             "`Searcher` with the set already in RAM; refine_factor 1 and the default):", "",
+             "| filter | candidates | probes | exact in RAM ms | index ms (refine 1 / default) | cheaper | "
+             "model picks |", "|---|---|---|---|---|---|---|"]
+    for row in r["cost"]["rows"]:
+        label = "none" if row["colors"] == 8 else f"{row['colors']} colour(s)"
+        winner = "exact" if row["exact"] < row["index"] else "index"
+        lines.append(f"| {label} | {row['candidates']:,} | {row['nprobes']} | {row['exact']:.1f} | "
+                     f"{row['index_rf1']:.1f} / {row['index']:.1f} | {winner} | "
+                     f"{'exact' if row['default_picks_exact'] else 'index'} |")
+    names = ("exact_ns_per_value", "index_fixed_ms", "index_ns_per_code", "index_ns_per_allowed_code",
+             "index_refine_us_per_row")
+    lines += ["", "Least-squares fit of this run (`SearchSettings` default in brackets): " + ", ".join(
+        f"{n} {fit[n]:.3g} ({getattr(s, n):.3g})" for n in names) + "."]
+    if "reads" in r:
+        one, whole = r["reads"]["one colour"], r["reads"]["whole table"]
+        lines += ["", f"Reading vectors into RAM (`Searcher`'s own read, fresh session): one colour {one['rows']:,} "
+                  f"rows {one['s']:.2f} s ({1e6 * one['s'] / one['rows']:.1f} us a row, scattered rows through the "
+                  f"allow-list); the whole table {whole['rows']:,} rows {whole['s']:.2f} s "
+                  f"({1e6 * whole['s'] / whole['rows']:.1f} us a row, one scan). Defaults: read_us_per_row_by_filter "
+                  f"{s.read_us_per_row_by_filter:g}, read_us_per_row_scanned {s.read_us_per_row_scanned:g}."]
+    return lines
 
 
 NOTES = """Notes. *What changed:* before, a filter was resolved on `segments` and passed to every ANN query as

@@ -159,7 +159,7 @@ class Searcher:
         self._filters: dict[SearchFilter, Candidates | None] = {}
         self._uses: Counter = Counter()  # queries per filter, to read repeatedly searched sets into RAM
         self._calls = 0
-        self._rows_read = 0  # candidate rows read into RAM filter by filter (for `_table_read_pays`)
+        self.rows_read_by_filter = 0  # candidate rows read into RAM set by set (for `_table_read_pays`)
         self._metadata: dict[str, dict] | None = None
         self._resident.clear()
 
@@ -300,7 +300,7 @@ class Searcher:
             resident = table.subset(candidates.ids)
         else:
             resident = ResidentVectors.from_batches(self._vector_batches(candidates), self.space, self.dim)
-        self._rows_read += size
+            self.rows_read_by_filter += size if candidates is not None else 0
         self._resident.put(search_filter, resident)
         return resident
 
@@ -309,7 +309,7 @@ class Searcher:
         this set would cost as much as one scan of the table, scan it instead and gather every later set from
         it. Only when the table and as many rows again (the gathered copies) fit the RAM budget."""
         rows, s = len(self._present_rows()[1]), self.settings
-        by_filter = (self._rows_read + size) * s.read_us_per_row_by_filter
+        by_filter = (self.rows_read_by_filter + size) * s.read_us_per_row_by_filter
         return self._resident.fits(2 * rows, self.dim) and by_filter >= rows * s.read_us_per_row_scanned
 
     def _vector_batches(self, candidates: Candidates | None):
