@@ -283,19 +283,23 @@ def threshold_runs(store: Store, queries, song_counts=(1, 4, 10, 40)) -> list[tu
     return out
 
 
-COST_FILTERS = ((), ("Red",), ("Red", "Blue"), ("Red", "Blue", "Green", "Violet"))
+# (filter colours, nprobes for an unfiltered query): the unfiltered rows at 20 and at all 48 partitions
+# separate the scan's cost per probed row from the masked path's cost per allowed row.
+COST_CASES = (((), 20), ((), 48), (("Red",), 20), (("Red", "Blue"), 20), (("Red", "Blue", "Green", "Violet"), 20))
 
 
-def cost_runs(store: Store, queries, vectors, repeats: int = 12) -> dict:
+def cost_runs(store: Store, queries, vectors, repeats: int = 20) -> dict:
     """Calibrate the cost model: resident exact vs index latency as the candidate set grows (1, 2, 4 colours,
-    everything), the index with refine_factor 1 and the default; then fit its constants by least squares."""
+    everything), the index with refine_factor 1 and the default; then fit its constants (non-negative least
+    squares)."""
     rows = []
-    for colors in COST_FILTERS:
-        flt = SearchFilter(colors=colors)
-        session = Searcher(store, TABLE)
-        no_refine = Searcher(store, TABLE, replace(DEFAULT_SETTINGS, refine_factor=1))
+    for colors, nprobes in COST_CASES:
+        flt, settings = SearchFilter(colors=colors), replace(DEFAULT_SETTINGS, nprobes=nprobes)
+        session = Searcher(store, TABLE, settings)
+        no_refine = Searcher(store, TABLE, replace(settings, refine_factor=1))
         session.search(vectors[0], K, flt, exact=True)  # reads the set into RAM (not timed)
-        size, nprobes = session._candidate_count(session._candidates(flt)), session._nprobes(session._candidates(flt))
+        candidates = session._candidates(flt)
+        size, probes = session._candidate_count(candidates), session._nprobes(candidates)
         lat = {"exact": [], "index": [], "index_rf1": []}
         for i, (row, _) in enumerate(queries[:repeats]):
             paths = {"exact": lambda: session.search(vectors[row], K, flt, exact=True),
@@ -303,28 +307,28 @@ def cost_runs(store: Store, queries, vectors, repeats: int = 12) -> dict:
                      "index_rf1": lambda: no_refine.search(vectors[row], K, flt, exact=False)}
             for name in rotated(list(paths), i):
                 lat[name].append(timed(paths[name])[1])
-        index = session._ann_index()
-        probed = len(session._present_rows()[1]) * nprobes / index.partitions
-        masked = bool(colors)
-        rows.append({"colors": len(colors) or 8, "candidates": size, "nprobes": nprobes, "probed_rows": probed,
-                     "allowed_probed": size * min(1.0, nprobes / index.partitions) if masked else 0.0,
-                     "sub_vectors": index.sub_vectors,
-                     "default_picks_exact": session.exact_is_cheaper(size, nprobes, K, masked),
+        index, share = session._ann_index(), min(1.0, probes / session._ann_index().partitions)
+        rows.append({"colors": len(colors) or 8, "candidates": size, "nprobes": probes,
+                     "probed_rows": len(session._present_rows()[1]) * share,
+                     "allowed_probed": size * share if colors else 0.0, "sub_vectors": index.sub_vectors,
+                     "default_picks_exact": session.exact_is_cheaper(size, probes, K, bool(colors)),
                      **{name: ms(v, 50) for name, v in lat.items()}})
     return {"rows": rows, "fit": fit_cost_model(rows)}
 
 
 def fit_cost_model(rows: list[dict]) -> dict:
-    """SearchSettings' cost constants from cost_runs' p50s (ms), least squares: exact = n * dim * e;
-    index = F + (probed + allowed in probed) * sub_vectors * (c, a) + k * refine_factor * r."""
+    """SearchSettings' cost constants from cost_runs' p50s (ms): exact = n * dim * e (median over the rows);
+    index = F + (probed rows * c + allowed rows in them * a) * sub_vectors + k * refine_factor * r (NNLS)."""
+    from scipy.optimize import nnls
+
     exact = float(np.median([r["exact"] * 1e6 / (r["candidates"] * DIM) for r in rows]))
     design, target = [], []
     for r in rows:
         for rf, name in ((1, "index_rf1"), (DEFAULT_SETTINGS.refine_factor, "index")):
-            design.append([1.0, r["probed_rows"] * r["sub_vectors"] * 1e-6, r["allowed_probed"] * r["sub_vectors"] * 1e-6,
-                           K * rf * 1e-3])
+            design.append([1.0, r["probed_rows"] * r["sub_vectors"] * 1e-6,
+                           r["allowed_probed"] * r["sub_vectors"] * 1e-6, K * rf * 1e-3])
             target.append(r[name])
-    (fixed, per_code, per_allowed, refine), *_ = np.linalg.lstsq(np.array(design), np.array(target), rcond=None)
+    (fixed, per_code, per_allowed, refine), _ = nnls(np.array(design), np.array(target))
     return {"exact_ns_per_value": exact, "index_fixed_ms": float(fixed), "index_ns_per_code": float(per_code),
             "index_ns_per_allowed_code": float(per_allowed), "index_refine_us_per_row": float(refine)}
 

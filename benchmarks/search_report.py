@@ -124,12 +124,12 @@ def _cost_lines(r: dict) -> list[str]:
     if "cost" not in r:
         return []
     s, fit = DEFAULT_SETTINGS, r["cost"]["fit"]
-    lines = ["", "Cost model (the default path's choice between exact-in-RAM and the index; p50 of 12 queries, "
+    lines = ["", "Cost model (the default path's choice between exact-in-RAM and the index; p50 of 20 queries, "
              "`Searcher` with the set already in RAM; refine_factor 1 and the default):", "",
              "| filter | candidates | probes | exact in RAM ms | index ms (refine 1 / default) | cheaper | "
              "model picks |", "|---|---|---|---|---|---|---|"]
     for row in r["cost"]["rows"]:
-        label = "none" if row["colors"] == 8 else f"{row['colors']} colour(s)"
+        label = f"none, {row['nprobes']} probes" if row["colors"] == 8 else f"{row['colors']} colour(s)"
         winner = "exact" if row["exact"] < row["index"] else "index"
         lines.append(f"| {label} | {row['candidates']:,} | {row['nprobes']} | {row['exact']:.1f} | "
                      f"{row['index_rf1']:.1f} / {row['index']:.1f} | {winner} | "

@@ -87,15 +87,15 @@ class SearchSettings:
     # The cost model choosing, for a candidate set in RAM (or searched again, so worth reading into RAM),
     # between one exact product over it and the index. Fitted by benchmarks/bench_search.py's cost-model
     # runs on this machine (BENCHMARKS.md): only the ratios between them matter for the choice.
-    exact_ns_per_value: float = 0.25  # resident product + partial sort, per candidate per dimension
-    index_fixed_ms: float = 3.0  # per index query: planning, partition ranking, reading the results
-    index_ns_per_code: float = 0.8  # IVF_PQ scan, per probed row per PQ sub-vector
+    exact_ns_per_value: float = 0.7  # resident product + partial sort, per candidate per dimension
+    index_fixed_ms: float = 11.0  # per index query: planning, partition ranking, reading the results
+    index_ns_per_code: float = 1.3  # IVF_PQ scan, per probed row per PQ sub-vector
     # A row-address mask sends Lance's PQ scan down a slower path, per allowed row in the probed partitions.
-    index_ns_per_allowed_code: float = 4.0
-    index_refine_us_per_row: float = 40.0  # re-ranking one row on its full vector read from disk
+    index_ns_per_allowed_code: float = 6.2
+    index_refine_us_per_row: float = 44.0  # re-ranking one row on its full vector read from disk
     # Reading vectors into RAM: a filter's scattered rows cost more each than one scan of the whole table.
     read_us_per_row_by_filter: float = 15.0
-    read_us_per_row_scanned: float = 5.3
+    read_us_per_row_scanned: float = 8.7
 
 
 DEFAULT_SETTINGS = SearchSettings()
@@ -252,16 +252,10 @@ class Searcher:
         return (in_ram or worth_reading) and self.exact_is_cheaper(size, self._nprobes(candidates), limit, candidates is not None)
 
     def exact_is_cheaper(self, candidates: int, nprobes: int, limit: int, masked: bool = True) -> bool:
-        """The cost model: one product over `candidates` rows in RAM vs an index query probing `nprobes`
-        partitions (rows, and a mask's allowed rows, in proportion) and re-ranking `limit` x refine_factor."""
-        s, index = self.settings, self._ann_index()
-        exact_ms = candidates * self.dim * s.exact_ns_per_value * 1e-6
-        share = min(1.0, nprobes / max(index.partitions, 1))
-        codes = len(self._present_rows()[1]) * share * index.sub_vectors * s.index_ns_per_code
-        allowed = candidates * share * index.sub_vectors * s.index_ns_per_allowed_code if masked else 0.0
-        index_ms = (s.index_fixed_ms + (codes + allowed) * 1e-6
-                    + limit * s.refine_factor * s.index_refine_us_per_row * 1e-3)
-        return exact_ms < index_ms
+        """The cost model for this table (see `exact_is_cheaper`)."""
+        index = self._ann_index()
+        return exact_is_cheaper(self.settings, len(self._present_rows()[1]), self.dim, index.partitions,
+                                index.sub_vectors, candidates, nprobes, limit, masked)
 
     def _ann_index(self):
         if self._index is _NOT_LOOKED_UP:
@@ -375,3 +369,15 @@ class Searcher:
                 columns=NEIGHBOR_METADATA, filter=predicate).to_pylist()})
         return found
 
+
+def exact_is_cheaper(s: SearchSettings, rows: int, dim: int, partitions: int, sub_vectors: int, candidates: int,
+                     nprobes: int, limit: int, masked: bool) -> bool:
+    """One product over `candidates` rows in RAM vs an index query over a table of `rows`: probing `nprobes`
+    of `partitions` scans that share of the rows (and of a mask's allowed rows), then re-ranks `limit` x
+    refine_factor rows on their full vectors."""
+    exact_ms = candidates * dim * s.exact_ns_per_value * 1e-6
+    share = min(1.0, nprobes / max(partitions, 1))
+    codes = rows * share * sub_vectors * s.index_ns_per_code
+    allowed = candidates * share * sub_vectors * s.index_ns_per_allowed_code if masked else 0.0
+    index_ms = s.index_fixed_ms + (codes + allowed) * 1e-6 + limit * s.refine_factor * s.index_refine_us_per_row * 1e-3
+    return exact_ms < index_ms

@@ -243,3 +243,18 @@ def test_sets_gathered_from_the_whole_table_equal_sets_read_alone(indexed):
     tight = Searcher(store, TABLE, SearchSettings(read_us_per_row_by_filter=1e6, resident_mb=tight_mb))
     assert len(tight.search("seg00007", 10, SearchFilter(colors=("Blue",)), exact=True)) == 10
     assert tight._resident.get(SearchFilter()) is None and tight._resident.nbytes > 0
+
+
+def test_cost_model_sends_colour_sets_to_ram_and_the_whole_table_to_the_index():
+    from featurestore.search import DEFAULT_SETTINGS, exact_is_cheaper
+
+    def cheaper(candidates: int, nprobes: int, masked: bool = True) -> bool:  # the benchmark's shape
+        return exact_is_cheaper(DEFAULT_SETTINGS, 200_000, 512, 48, 64, candidates, nprobes, 10, masked)
+
+    assert cheaper(25_000, 48) and cheaper(50_000, 48)  # one or two colours: every partition probed
+    assert not cheaper(200_000, 20, masked=False)  # no filter: 20 of 48 partitions beat a product over all
+    flips = [cheaper(n, 48) for n in range(5_000, 200_001, 5_000)]
+    assert flips == sorted(flips, reverse=True)  # exact while small, the index from some size on, never back
+    # A mask makes the index dearer, so a set of the same size goes to RAM sooner with one than without.
+    assert sum(cheaper(n, 48) for n in range(5_000, 200_001, 5_000)) >= sum(
+        cheaper(n, 48, masked=False) for n in range(5_000, 200_001, 5_000))
