@@ -150,32 +150,45 @@ def _cost_lines(r: dict) -> list[str]:
 
 NOTES = """Notes. *What changed:* before, a filter was resolved on `segments` and passed to every ANN query as
 `segment_id IN (...)` with ~25k quoted ids, parsed and matched per query (the "before this change" row, run
-side by side here with the ids resolved ahead, so it is the query cost alone). A `Searcher` now resolves a
-filter once per session: ids from `segments`, then the feature table's row addresses (one read of its ids per
-session), serialised as a Lance row-address bitmap (`featurestore/rowmask.py`) that the scanner applies as
-`row_addr_allowlist` before ranking. No filter column is copied into feature tables, so a relabel cannot leave
-a stale colour behind; a session answers from the table versions it opened until `refresh()`.
-*Probes:* with an allow-list the IVF ranks partitions by centroid distance only, so a one-colour filter on a
-query of another colour found its matches in partitions it did not probe: at 20 of 48 partitions recall@10
-fell to 0.77-0.81 in a prototype on this data. A filter keeping a fraction f of the rows now probes nprobes / f
-partitions (capped at all, which a one-colour filter reaches); the sweep shows recall by nprobes.
-*Exact in RAM:* a repeated filter under `resident_exact_below` (50k) is read into RAM once (25k x 512 float32
-= 51 MB, ~1 s on this machine) and then costs the same matrix-vector product and partial sort as the numpy
-baseline, so its ratio is ~1.0 by construction (any difference from 1.0 here is load noise between the two
-timings); above 50k the index is faster than a product over every candidate (unfiltered rows), so large
-sets stay on it (the two unfiltered rows run the same index path in two sessions, so their gap shows how
-noisy this machine was). One-shot `neighbors()` opens a session per call (ids and row addresses read each time), so a
-loop of single calls should hold a `Searcher` instead. Index choice (IVF_PQ, 8-d sub-vectors) as measured
-before: IVF_HNSW_SQ built 13x slower on this data and reached 0.96 filtered recall only with re-ranking;
-32 sub-vectors reached 0.79-0.88. Building the cached store with this script's `write_store` and
-`build_index`, run by hand at load ~5 in the same session, took 19.0 s (200,000 rows) and 86.0 s.
-*Run to run:* three earlier runs of this script in the same session (loads 10-27; the first two without the
-rotated order and without a separate warm-up) gave filtered index-path ratios of 0.94-3.7, default-path
-ratios of 0.5-1.4 and unfiltered index-path ratios of 0.15-0.46; the old IN-list query (measured in the
-last two of them) was 21x and 15x slower than the allow-list query. So the ratio <= 1.0 goal is met by the warm default session (exact in RAM,
-recall 1.0) and by unfiltered index queries, but not reliably by filtered index queries on this loaded 2-core
-machine; whether they reach <= 10 ms on a quiet machine could not be checked here (it was never quiet)."""
-
+side by side with the ids resolved ahead, so it is the query cost alone). A `Searcher` resolves a filter once
+into the feature table's row addresses, serialised as a Lance row-address bitmap (`featurestore/rowmask.py`)
+that the scanner applies as `row_addr_allowlist` before ranking. No filter column is copied into feature
+tables, so a relabel cannot leave a stale colour behind; a session answers from the table versions it opened
+until `refresh()`. The row map, resolved filters and index statistics are cached for the process per table
+snapshot (`featurestore/search_cache.py`: store, table, Lance version and data files; 128 MiB LRU), so
+one-shot `neighbors()` calls pay them once per table version (the one-shot row: a session per query, the map
+read once; ~330 ms a call under load before the cache).
+*Why the pure index path stays above numpy (real, not load noise):* Lance's IVF_PQ scan with a row-address
+mask still compares every row of the probed partitions (`analyze_plan`: 200k comparisons for a one-colour
+filter at 48 probes), and its distance/top-k step slows with the rows the mask allows (by hand at load ~2.7,
+48 probes: 7.5 ms unmasked, 15 ms one colour, 27 ms four colours; the fit's per-allowed-row cost is several
+times its per-probed-row cost). And a one-colour filter must probe every partition: with an allow-list the IVF
+ranks partitions by centroid distance only, so at 20 of 48 partitions recall@10 fell to 0.77-0.81 for queries
+of another colour (prototype); a filter keeping a fraction f of the rows probes nprobes / f partitions (capped
+at all). So a one-colour index query is a full masked scan plus the re-rank's scattered reads, several times a
+BLAS product over the 25k candidates. Tried in pylance 14.0.2: `prefilter` is on (a postfilter loses the
+k-results guarantee); `fast_search` only skips unindexed rows (none here); refine_factor 10 keeps recall 0.977
+for a few ms (sweep); a flat search (`use_index=False`) over the allow-list reads the 25k vectors from disk on
+every query (0.6-1 s).
+*Which path the default takes:* the cost model above. A set the session searches again (or a batch of
+queries) is read into RAM and answered exactly when the product is cheaper: every colour filter here, so the
+"default, warm session" row is exact (recall 1.0) at the numpy baseline's cost (its ratio is ~1.0 by
+construction; the gap from 1.0 is timing noise). A one-off query (one-shot `neighbors()`, `chromatic neighbors`
+with one query) takes the index row's path; an unfiltered query over 200k rows stays on the index, which beats
+a product over all of them. The session throughput above mixes both: the first queries of each colour go to
+the index, the rest to RAM.
+*Vectors into RAM:* a colour's rows are scattered through the table, so reading them one set at a time costs
+more per row than one scan of the whole table. A session reads sets one by one until that has cost as much as
+one scan (per the read_us_per_row defaults), then reads the whole table once and copies every later set from
+it (ski rental: at most about twice the better choice in hindsight), and only when the table fits the RAM
+budget twice over (itself and the copies). Every set's copy and the table count against `resident_mb`
+(least recently used dropped first); a set larger than the budget is streamed from disk per query.
+*CLI start-up:* `cli.py neighbors` imports typer (and the pydantic typer pulls in), rich, numpy, pyarrow and
+pylance on its first read (pylance pulls pandas through pyarrow.dataset), never lancedb, torch or an encoder
+for stored-segment queries.
+Index choice (IVF_PQ, 8-d sub-vectors) as measured before: IVF_HNSW_SQ built 13x slower on this data and reached
+0.96 filtered recall only with re-ranking; 32 sub-vectors reached 0.79-0.88. Building the cached store with this
+script's `write_store` and `build_index`, run by hand at load ~5, took 19.0 s (200,000 rows) and 86.0 s."""
 
 # Measured by hand with the CLI (see its text), not by this script; kept here so --write keeps it.
 WEIGHT_FREE_NOTES = """**Weight-free tables.** `spectral` (151 librosa statistics) and `midistats` (50 MIDI statistics) store raw

@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from featurestore.errors import SearchError
 from featurestore.feature_table import PRESENT
@@ -87,15 +88,15 @@ class SearchSettings:
     # The cost model choosing, for a candidate set in RAM (or searched again, so worth reading into RAM),
     # between one exact product over it and the index. Fitted by benchmarks/bench_search.py's cost-model
     # runs on this machine (BENCHMARKS.md): only the ratios between them matter for the choice.
-    exact_ns_per_value: float = 0.7  # resident product + partial sort, per candidate per dimension
-    index_fixed_ms: float = 11.0  # per index query: planning, partition ranking, reading the results
-    index_ns_per_code: float = 1.3  # IVF_PQ scan, per probed row per PQ sub-vector
+    exact_ns_per_value: float = 0.35  # resident product + partial sort, per candidate per dimension
+    index_fixed_ms: float = 13.0  # per index query: planning, partition ranking, reading the results
+    index_ns_per_code: float = 0.068  # IVF_PQ scan, per probed row per PQ sub-vector
     # A row-address mask sends Lance's PQ scan down a slower path, per allowed row in the probed partitions.
-    index_ns_per_allowed_code: float = 6.2
-    index_refine_us_per_row: float = 44.0  # re-ranking one row on its full vector read from disk
+    index_ns_per_allowed_code: float = 4.2
+    index_refine_us_per_row: float = 24.0  # re-ranking one row on its full vector read from disk
     # Reading vectors into RAM: a filter's scattered rows cost more each than one scan of the whole table.
-    read_us_per_row_by_filter: float = 15.0
-    read_us_per_row_scanned: float = 8.7
+    read_us_per_row_by_filter: float = 17.0
+    read_us_per_row_scanned: float = 5.8
 
 
 DEFAULT_SETTINGS = SearchSettings()
@@ -160,7 +161,7 @@ class Searcher:
         self._uses: Counter = Counter()  # queries per filter, to read repeatedly searched sets into RAM
         self._calls = 0
         self.rows_read_by_filter = 0  # candidate rows read into RAM set by set (for `_table_read_pays`)
-        self._metadata: dict[str, dict] | None = None
+        self._metadata: tuple[dict[str, list], dict[str, int]] | None = None
         self._resident.clear()
 
     @property
@@ -249,7 +250,8 @@ class Searcher:
         in_ram = self._resident.get(search_filter) is not None
         # A set searched again is worth reading into RAM (a one-off query is not: the read costs ~20 us a row).
         worth_reading = self._uses[search_filter] > 1 and self._resident.fits(size, self.dim)
-        return (in_ram or worth_reading) and self.exact_is_cheaper(size, self._nprobes(candidates), limit, candidates is not None)
+        masked = candidates is not None
+        return (in_ram or worth_reading) and self.exact_is_cheaper(size, self._nprobes(candidates), limit, masked)
 
     def exact_is_cheaper(self, candidates: int, nprobes: int, limit: int, masked: bool = True) -> bool:
         """The cost model for this table (see `exact_is_cheaper`)."""
@@ -291,7 +293,7 @@ class Searcher:
             table = ResidentVectors.from_batches(self._vector_batches(None), self.space, self.dim)
             self._resident.put(NO_FILTER, table)
         if table is not None and candidates is not None:
-            resident = table.subset(candidates.ids)
+            resident = table.subset(candidates.addrs)
         else:
             resident = ResidentVectors.from_batches(self._vector_batches(candidates), self.space, self.dim)
             self.rows_read_by_filter += size if candidates is not None else 0
@@ -307,15 +309,17 @@ class Searcher:
         return self._resident.fits(2 * rows, self.dim) and by_filter >= rows * s.read_us_per_row_scanned
 
     def _vector_batches(self, candidates: Candidates | None):
-        scan = {"columns": ["segment_id", "vector"], "batch_size": self.settings.scan_batch}
+        """(segment ids, vectors, row addresses) of the candidates with a vector, batch by batch."""
+        scan = {"columns": ["segment_id", "vector"], "batch_size": self.settings.scan_batch, "with_row_address": True}
         if candidates is None:
             scanner = self._features.scanner(filter=PRESENT, **scan)
         else:  # (to_batches() would not pass the allow-list on)
             scanner = self._features.scanner(row_addr_allowlist=candidates.allow, **scan)
         for batch in scanner.to_batches():
+            batch = batch.filter(pc.is_valid(batch.column("vector"))) if batch.column("vector").null_count else batch
             ids, matrix = batch_matrix(batch)
             if len(ids):
-                yield ids, matrix
+                yield ids, matrix, batch.column("_rowaddr").to_numpy().astype(np.uint64)
 
     # -- filters ----------------------------------------------------------------------------
     def _candidates(self, search_filter: SearchFilter) -> Candidates | None:
@@ -357,11 +361,14 @@ class Searcher:
         if not ids or self._segments is None:
             return {}
         if self._metadata is None and self._calls > 1:
-            # A session that keeps querying pays one read of the metadata instead of a lookup per query.
-            rows = self._segments.to_table(columns=NEIGHBOR_METADATA).to_pylist()
-            self._metadata = {row["segment_id"]: row for row in rows}
+            # A session that keeps querying pays one read of the metadata instead of a lookup per query
+            # (as column lists with an id -> row index: a few times cheaper to build than a dict per row).
+            table = self._segments.to_table(columns=NEIGHBOR_METADATA)
+            columns = {name: table.column(name).to_pylist() for name in NEIGHBOR_METADATA}
+            self._metadata = (columns, {sid: i for i, sid in enumerate(columns["segment_id"])})
         if self._metadata is not None:
-            return {i: self._metadata[i] for i in ids if i in self._metadata}
+            columns, where = self._metadata
+            return {i: {name: values[where[i]] for name, values in columns.items()} for i in ids if i in where}
         ordered, found = sorted(ids), {}
         for start in range(0, len(ordered), IDS_PER_LOOKUP):
             predicate = sql_in("segment_id", ordered[start : start + IDS_PER_LOOKUP])

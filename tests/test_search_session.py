@@ -239,7 +239,7 @@ def test_sets_gathered_from_the_whole_table_equal_sets_read_alone(indexed):
     blue = gathered._resident.get(SearchFilter(colors=("Blue",)))
     assert 0 < len(blue.ids) < rows and blue.unit.flags["C_CONTIGUOUS"]
     # The table is scanned only when it fits the budget twice over (itself and the sets gathered from it).
-    tight_mb = 1.5 * rows * (4 * 32 + 64) / 2**20
+    tight_mb = 1.5 * rows * (4 * 32 + 72) / 2**20
     tight = Searcher(store, TABLE, SearchSettings(read_us_per_row_by_filter=1e6, resident_mb=tight_mb))
     assert len(tight.search("seg00007", 10, SearchFilter(colors=("Blue",)), exact=True)) == 10
     assert tight._resident.get(SearchFilter()) is None and tight._resident.nbytes > 0
