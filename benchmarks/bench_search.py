@@ -386,6 +386,7 @@ def run(args) -> dict:
             result[name] = parts[name]()
             print(f"{name} done at load {os.getloadavg()[0]:.1f}", file=sys.stderr)
         result["load_after"] = os.getloadavg()
+        result["quiet_protocol"] = args.quiet_protocol
         result["sweep_queries"] = args.sweep_queries
     return result
 
@@ -404,6 +405,8 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=None, help="save the measurements here as JSON")
     parser.add_argument("--render", action="store_true", help="only re-render the section from --results")
     parser.add_argument("--only", default=None, help="comma-separated parts to run (exploration; never --write)")
+    parser.add_argument("--quiet-protocol", action="store_true",
+                        help="record that the run was made under the quiet-machine protocol (see the report)")
     args = parser.parse_args()
     command = "python benchmarks/bench_search.py " + " ".join(a for a in sys.argv[1:] if a != "--render")
     if args.render:
