@@ -16,7 +16,7 @@ filter resolved once to a row-address allow-list), the session's default path
 over the same candidates already resident in RAM; recall@10 against exact search
 with the same filter; the same without a filter; the throughput of 1,000
 filtered queries through one `Searcher` (one by one, and batched per colour with
-`search_many`); and the wall time of `cli.py neighbors` for 1 and 100 queries.
+`search_many`); and the wall time of `python -m cli neighbors` for 1 and 100 queries.
 
     .venv/bin/python benchmarks/bench_search.py [--rows 200000] [--queries 100] [--store-cache DIR] [--write]
 
@@ -208,7 +208,7 @@ def throughput(store: Store, vectors, count: int, seed: int) -> dict:
 
 
 def cli_runs(store: Store, ids, count: int, workdir: Path) -> dict:
-    """Wall time of `cli.py neighbors` in a fresh interpreter: 1 query, and `count` queries in one call."""
+    """Wall time of `python -m cli neighbors` in a fresh interpreter: 1 query, and `count` queries in one call."""
     base = [sys.executable, "-m", "cli", "neighbors", "--store", store.uri, "--table", TABLE,
             "--color", "Red", "-k", str(K), "--json"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -221,7 +221,8 @@ def cli_runs(store: Store, ids, count: int, workdir: Path) -> dict:
         walls, cpus, seconds = [], [], {}
         for _ in range(3):
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            done, wall = timed(lambda: subprocess.run(command, env=env, capture_output=True, text=True, check=True))
+            done, wall = timed(lambda: subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True,
+                                                      check=True))
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             walls.append(wall)
             cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
@@ -233,7 +234,7 @@ def cli_runs(store: Store, ids, count: int, workdir: Path) -> dict:
 
 def import_runs(store: Store, ids) -> dict:
     """Seconds to import lancedb vs pylance vs the search module (fresh interpreters, median of 3), and
-    whether `cli.py neighbors` imports lancedb at all."""
+    whether `python -m cli neighbors` imports lancedb at all."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = {}
     for module in ("lancedb", "lance", "featurestore.search"):
@@ -242,7 +243,7 @@ def import_runs(store: Store, ids) -> dict:
         out[module] = float(np.median(walls))
     command = [sys.executable, "-X", "importtime", "-m", "cli", "neighbors", "--store", store.uri,
                "--table", TABLE, "--segment", str(ids[1]), "-k", str(K), "--json"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=True)
     out["cli_imports_lancedb"] = any(line.rstrip().endswith("| lancedb") for line in done.stderr.splitlines())
     return out
 

@@ -77,7 +77,7 @@ def section(r: dict, command: str) -> str:
         f"**{t['batched_qps']:.0f} queries/s** batched per colour with `search_many` (one matrix product per "
         f"colour); the session held {t['resident_mb']:.0f} MiB of candidate vectors.",
         "",
-        "`cli.py neighbors --table audio.bench.v1 --color Red -k 10 --json` in a fresh interpreter (median of 3; "
+        "`python -m cli neighbors --table audio.bench.v1 --color Red -k 10 --json` in a fresh interpreter (median of 3; "
         "`seconds` is the command's own split):",
         "",
         "| call | wall s | CPU s (user + sys) | open s | encode s | search s |",
@@ -90,7 +90,7 @@ def section(r: dict, command: str) -> str:
         imp = r["imports"]
         lines += ["", f"Start-up: `import lancedb` {imp['lancedb']:.2f} s, `import lance` {imp['lance']:.2f} s, "
                   f"`import featurestore.search` {imp['featurestore.search']:.2f} s (pylance only on its first read; fresh "
-                  f"interpreters, median of 3); `cli.py neighbors --segment …` imports lancedb: "
+                  f"interpreters, median of 3); `python -m cli neighbors --segment …` imports lancedb: "
                   f"{'yes' if imp['cli_imports_lancedb'] else 'no'} (local stores are read through pylance)."]
     lines += ["", f"Filtered ANN sweep ({r['sweep_queries']} of the same queries, `Searcher.search(exact=False)`; "
               "a filter keeping a fraction f of the rows probes nprobes / f partitions, capped at all):", "",
@@ -187,7 +187,7 @@ one scan (per the read_us_per_row defaults), then reads the whole table once and
 it (ski rental: at most about twice the better choice in hindsight), and only when the table fits the RAM
 budget twice over (itself and the copies). Every set's copy and the table count against `resident_mb`
 (least recently used dropped first); a set larger than the budget is streamed from disk per query.
-*CLI start-up:* `cli.py neighbors` imports typer (and the pydantic typer pulls in), rich, numpy, pyarrow and
+*CLI start-up:* `python -m cli neighbors` (the `chromatic` script runs the same app) imports typer (and the pydantic typer pulls in), rich, numpy, pyarrow and
 pylance on its first read (pylance pulls pandas through pyarrow.dataset), never lancedb, torch or an encoder
 for stored-segment queries.
 Index choice (IVF_PQ, 8-d sub-vectors) as measured before: IVF_HNSW_SQ built 13x slower on this data and reached
