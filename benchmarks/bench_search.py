@@ -414,12 +414,13 @@ def main() -> None:
         measured = json.loads(args.results.read_text())
     else:
         measured = run(args)
+        measured["command"] = command
         if args.results:
             args.results.write_text(json.dumps(measured))
         if args.only:
             print(json.dumps({k: v for k, v in measured.items() if k in args.only.split(",")}, indent=1))
             return
-    text = section(measured, command.strip())
+    text = section(measured, measured.get("command", command).strip())  # (re-rendering keeps the run's command)
     print(text)
     if args.write:
         replace_section(SECTION_TITLE, text)

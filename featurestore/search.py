@@ -88,15 +88,15 @@ class SearchSettings:
     # The cost model choosing, for a candidate set in RAM (or searched again, so worth reading into RAM),
     # between one exact product over it and the index. Fitted by benchmarks/bench_search.py's cost-model
     # runs on this machine (BENCHMARKS.md): only the ratios between them matter for the choice.
-    exact_ns_per_value: float = 0.35  # resident product + partial sort, per candidate per dimension
-    index_fixed_ms: float = 13.0  # per index query: planning, partition ranking, reading the results
-    index_ns_per_code: float = 0.068  # IVF_PQ scan, per probed row per PQ sub-vector
+    exact_ns_per_value: float = 0.29  # resident product + partial sort, per candidate per dimension
+    index_fixed_ms: float = 10.0  # per index query: planning, partition ranking, reading the results
+    index_ns_per_code: float = 0.19  # IVF_PQ scan, per probed row per PQ sub-vector
     # A row-address mask sends Lance's PQ scan down a slower path, per allowed row in the probed partitions.
-    index_ns_per_allowed_code: float = 4.2
-    index_refine_us_per_row: float = 24.0  # re-ranking one row on its full vector read from disk
+    index_ns_per_allowed_code: float = 1.2
+    index_refine_us_per_row: float = 18.0  # re-ranking one row on its full vector read from disk
     # Reading vectors into RAM: a filter's scattered rows cost more each than one scan of the whole table.
-    read_us_per_row_by_filter: float = 17.0
-    read_us_per_row_scanned: float = 5.8
+    read_us_per_row_by_filter: float = 9.5
+    read_us_per_row_scanned: float = 3.7
 
 
 DEFAULT_SETTINGS = SearchSettings()
