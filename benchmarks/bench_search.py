@@ -16,7 +16,7 @@ filter resolved once to a row-address allow-list), the session's default path
 over the same candidates already resident in RAM; recall@10 against exact search
 with the same filter; the same without a filter; the throughput of 1,000
 filtered queries through one `Searcher` (one by one, and batched per colour with
-`search_many`); and the wall time of `cli.py neighbors` for 1 and 100 queries.
+`search_many`); and the wall time of `python -m cli neighbors` for 1 and 100 queries.
 
     .venv/bin/python benchmarks/bench_search.py [--rows 200000] [--queries 100] [--store-cache DIR] [--write]
 
@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 from benchmd import replace_section  # noqa: E402  (benchmarks/ is the script's directory)
 from search_report import SECTION_TITLE, ms, section  # noqa: E402
 from featurestore import Store  # noqa: E402
+from featurestore.resident import ResidentVectors  # noqa: E402
 from featurestore.schemas import SEGMENTS, SEGMENTS_SCHEMA, feature_schema  # noqa: E402
 from featurestore.store import sql_in  # noqa: E402
 from featurestore.search import (  # noqa: E402
@@ -156,7 +157,9 @@ def filtered_runs(store: Store, queries, vectors, colour, ids) -> dict:
             out[name].append(seconds)
             if name in rec:
                 rec[name].append(len(expected & found) / K)
-    return {"latency": out, "recall": {name: float(np.mean(r)) for name, r in rec.items()}, "warm_up_s": warm_up}
+    scanned = auto_session._resident.get(SearchFilter()) is not None
+    return {"latency": out, "recall": {name: float(np.mean(r)) for name, r in rec.items()}, "warm_up_s": warm_up,
+            "warm_up_table_scan": scanned, "warm_up_rows_read_by_filter": auto_session.rows_read_by_filter}
 
 
 def rotated(names: list[str], shift: int) -> list[str]:
@@ -205,7 +208,7 @@ def throughput(store: Store, vectors, count: int, seed: int) -> dict:
 
 
 def cli_runs(store: Store, ids, count: int, workdir: Path) -> dict:
-    """Wall time of `cli.py neighbors` in a fresh interpreter: 1 query, and `count` queries in one call."""
+    """Wall time of `python -m cli neighbors` in a fresh interpreter: 1 query, and `count` queries in one call."""
     base = [sys.executable, "-m", "cli", "neighbors", "--store", store.uri, "--table", TABLE,
             "--color", "Red", "-k", str(K), "--json"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -218,7 +221,8 @@ def cli_runs(store: Store, ids, count: int, workdir: Path) -> dict:
         walls, cpus, seconds = [], [], {}
         for _ in range(3):
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            done, wall = timed(lambda: subprocess.run(command, env=env, capture_output=True, text=True, check=True))
+            done, wall = timed(lambda: subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True,
+                                                      check=True))
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             walls.append(wall)
             cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
@@ -230,7 +234,7 @@ def cli_runs(store: Store, ids, count: int, workdir: Path) -> dict:
 
 def import_runs(store: Store, ids) -> dict:
     """Seconds to import lancedb vs pylance vs the search module (fresh interpreters, median of 3), and
-    whether `cli.py neighbors` imports lancedb at all."""
+    whether `python -m cli neighbors` imports lancedb at all."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = {}
     for module in ("lancedb", "lance", "featurestore.search"):
@@ -239,7 +243,7 @@ def import_runs(store: Store, ids) -> dict:
         out[module] = float(np.median(walls))
     command = [sys.executable, "-X", "importtime", "-m", "cli", "neighbors", "--store", store.uri,
                "--table", TABLE, "--segment", str(ids[1]), "-k", str(K), "--json"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=True)
     out["cli_imports_lancedb"] = any(line.rstrip().endswith("| lancedb") for line in done.stderr.splitlines())
     return out
 
@@ -280,6 +284,69 @@ def threshold_runs(store: Store, queries, song_counts=(1, 4, 10, 40)) -> list[tu
     return out
 
 
+# (filter colours, nprobes for an unfiltered query): the unfiltered rows at 20 and at all 48 partitions
+# separate the scan's cost per probed row from the masked path's cost per allowed row.
+COST_CASES = (((), 20), ((), 48), (("Red",), 20), (("Red", "Blue"), 20), (("Red", "Blue", "Green", "Violet"), 20))
+
+
+def cost_runs(store: Store, queries, vectors, repeats: int = 20) -> dict:
+    """Calibrate the cost model: resident exact vs index latency as the candidate set grows (1, 2, 4 colours,
+    everything), the index with refine_factor 1 and the default; then fit its constants (non-negative least
+    squares)."""
+    rows = []
+    for colors, nprobes in COST_CASES:
+        flt, settings = SearchFilter(colors=colors), replace(DEFAULT_SETTINGS, nprobes=nprobes)
+        session = Searcher(store, TABLE, settings)
+        no_refine = Searcher(store, TABLE, replace(settings, refine_factor=1))
+        session.search(vectors[0], K, flt, exact=True)  # reads the set into RAM (not timed)
+        candidates = session._candidates(flt)
+        size, probes = session._candidate_count(candidates), session._nprobes(candidates)
+        lat = {"exact": [], "index": [], "index_rf1": []}
+        for i, (row, _) in enumerate(queries[:repeats]):
+            paths = {"exact": lambda: session.search(vectors[row], K, flt, exact=True),
+                     "index": lambda: session.search(vectors[row], K, flt, exact=False),
+                     "index_rf1": lambda: no_refine.search(vectors[row], K, flt, exact=False)}
+            for name in rotated(list(paths), i):
+                lat[name].append(timed(paths[name])[1])
+        index, share = session._ann_index(), min(1.0, probes / session._ann_index().partitions)
+        rows.append({"colors": len(colors) or 8, "candidates": size, "nprobes": probes,
+                     "probed_rows": len(session._present_rows()[1]) * share,
+                     "allowed_probed": size * share if colors else 0.0, "sub_vectors": index.sub_vectors,
+                     "default_picks_exact": session.exact_is_cheaper(size, probes, K, bool(colors)),
+                     **{name: ms(v, 50) for name, v in lat.items()}})
+    return {"rows": rows, "fit": fit_cost_model(rows)}
+
+
+def fit_cost_model(rows: list[dict]) -> dict:
+    """SearchSettings' cost constants from cost_runs' p50s (ms): exact = n * dim * e (median over the rows);
+    index = F + (probed rows * c + allowed rows in them * a) * sub_vectors + k * refine_factor * r (NNLS)."""
+    from scipy.optimize import nnls
+
+    exact = float(np.median([r["exact"] * 1e6 / (r["candidates"] * DIM) for r in rows]))
+    design, target = [], []
+    for r in rows:
+        for rf, name in ((1, "index_rf1"), (DEFAULT_SETTINGS.refine_factor, "index")):
+            design.append([1.0, r["probed_rows"] * r["sub_vectors"] * 1e-6,
+                           r["allowed_probed"] * r["sub_vectors"] * 1e-6, K * rf * 1e-3])
+            target.append(r[name])
+    (fixed, per_code, per_allowed, refine), _ = nnls(np.array(design), np.array(target))
+    return {"exact_ns_per_value": exact, "index_fixed_ms": float(fixed), "index_ns_per_code": float(per_code),
+            "index_ns_per_allowed_code": float(per_allowed), "index_refine_us_per_row": float(refine)}
+
+
+def read_runs(store: Store) -> dict:
+    """Seconds to read candidates' vectors into RAM (`Searcher`'s own read): one colour (a scan with the
+    colour's row-address allow-list), and the whole table (a plain scan), each in a fresh session."""
+    out = {}
+    for name, flt in (("one colour", SearchFilter(colors=("Red",))), ("whole table", SearchFilter())):
+        session = Searcher(store, TABLE)
+        candidates = session._candidates(flt)
+        read = lambda: ResidentVectors.from_batches(session._vector_batches(candidates), session.space, DIM)  # noqa: E731
+        resident, seconds = timed(read)
+        out[name] = {"rows": len(resident.ids), "s": seconds}
+    return out
+
+
 def row_id(row: int) -> str:
     return f"seg{row:07d}"
 
@@ -303,14 +370,24 @@ def run(args) -> dict:
         candidates = [len(candidate_segment_ids(store, colors=[c])) for _, c in queries]
         result = dict(rows=args.rows, queries=args.queries, write_s=write_s, build_s=build_s, index=summary,
                       candidates=float(np.mean(candidates)), load=os.getloadavg())
-        result["filtered"] = filtered_runs(store, queries, vectors, colour, ids)
-        result["unfiltered"] = unfiltered_runs(store, queries[: args.sweep_queries], vectors, ids)
-        result["throughput"] = throughput(store, vectors, args.session_queries, args.seed)
-        result["cli"] = cli_runs(store, ids, args.cli_queries, Path(tmp))
-        result["imports"] = import_runs(store, ids)
-        result["sweep"] = sweep_runs(store, queries[: args.sweep_queries], vectors)
-        result["by_size"] = threshold_runs(store, queries)
+        some = queries[: args.sweep_queries]
+        parts = {
+            "filtered": lambda: filtered_runs(store, queries, vectors, colour, ids),
+            "unfiltered": lambda: unfiltered_runs(store, some, vectors, ids),
+            "throughput": lambda: throughput(store, vectors, args.session_queries, args.seed),
+            "cli": lambda: cli_runs(store, ids, args.cli_queries, Path(tmp)),
+            "imports": lambda: import_runs(store, ids),
+            "sweep": lambda: sweep_runs(store, some, vectors),
+            "by_size": lambda: threshold_runs(store, queries),
+            "cost": lambda: cost_runs(store, queries, vectors),
+            "reads": lambda: read_runs(store),
+        }
+        wanted = args.only.split(",") if args.only else list(parts)
+        for name in wanted:
+            result[name] = parts[name]()
+            print(f"{name} done at load {os.getloadavg()[0]:.1f}", file=sys.stderr)
         result["load_after"] = os.getloadavg()
+        result["quiet_protocol"] = args.quiet_protocol
         result["sweep_queries"] = args.sweep_queries
     return result
 
@@ -328,15 +405,22 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="update the Search section of BENCHMARKS.md")
     parser.add_argument("--results", type=Path, default=None, help="save the measurements here as JSON")
     parser.add_argument("--render", action="store_true", help="only re-render the section from --results")
+    parser.add_argument("--only", default=None, help="comma-separated parts to run (exploration; never --write)")
+    parser.add_argument("--quiet-protocol", action="store_true",
+                        help="record that the run was made under the quiet-machine protocol (see the report)")
     args = parser.parse_args()
     command = "python benchmarks/bench_search.py " + " ".join(a for a in sys.argv[1:] if a != "--render")
     if args.render:
         measured = json.loads(args.results.read_text())
     else:
         measured = run(args)
+        measured["command"] = command
         if args.results:
             args.results.write_text(json.dumps(measured))
-    text = section(measured, command.strip())
+        if args.only:
+            print(json.dumps({k: v for k, v in measured.items() if k in args.only.split(",")}, indent=1))
+            return
+    text = section(measured, measured.get("command", command).strip())  # (re-rendering keeps the run's command)
     print(text)
     if args.write:
         replace_section(SECTION_TITLE, text)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -25,20 +26,41 @@ class ResidentVectors:
 
     ids: np.ndarray
     unit: np.ndarray
+    addrs: np.ndarray | None = None  # u64 row addresses, when read with them (to gather sets by address)
 
     @classmethod
-    def from_batches(cls, batches: Iterable[tuple[np.ndarray, np.ndarray]], space: VectorSpace, dim: int):
-        ids, rows = [], []
-        for batch_ids, matrix in batches:
+    def from_batches(cls, batches: Iterable[tuple], space: VectorSpace, dim: int) -> ResidentVectors:
+        """From (ids, [n, dim] matrix[, row addresses]) batches: one copy into a contiguous matrix, then moved
+        into search space and scaled to unit length in place (per-batch copies cost more than the read)."""
+        ids, rows, addrs = [], [], []
+        for batch_ids, matrix, *batch_addrs in batches:
             ids.append(batch_ids)
-            rows.append(unit_rows(space.transform(matrix)))
+            rows.append(matrix)
+            addrs.extend(batch_addrs)
         if not ids:
             return cls(np.empty(0, dtype=object), np.empty((0, dim), dtype=np.float32))
-        return cls(np.concatenate(ids), np.concatenate(rows))
+        unit = np.ascontiguousarray(space.transform(np.concatenate(rows)), dtype=np.float32)
+        _scale_to_unit(unit)
+        return cls(np.concatenate(ids), unit, np.concatenate(addrs) if len(addrs) == len(ids) else None)
 
     @property
     def nbytes(self) -> int:
-        return int(self.unit.nbytes + 64 * len(self.ids))  # ~64 B per id string object and its slot
+        # ~64 B per id string object and its slot, 8 per row address
+        return int(self.unit.nbytes + 64 * len(self.ids) + (0 if self.addrs is None else self.addrs.nbytes))
+
+    def subset(self, addrs: np.ndarray) -> ResidentVectors:
+        """The rows at these row addresses (those held here), copied: a product over a contiguous copy is as
+        fast as over vectors read alone, a gather per query would cost as much again."""
+        if self.addrs is None or len(self.addrs) == 0:
+            raise ValueError("these vectors were read without row addresses")
+        order = self._address_order
+        at = np.minimum(np.searchsorted(self.addrs[order], addrs), len(order) - 1)
+        positions = np.sort(order[at[self.addrs[order[at]] == addrs]])  # (read order: memory locality)
+        return ResidentVectors(self.ids[positions], self.unit[positions], self.addrs[positions])
+
+    @cached_property
+    def _address_order(self) -> np.ndarray:
+        return np.argsort(self.addrs, kind="stable")
 
     def nearest(self, queries: np.ndarray, limit: int) -> list[Hits]:
         """Per query row (already in search space): the `limit` nearest [(segment_id, distance)]."""
@@ -53,9 +75,15 @@ class ResidentVectors:
 
 def unit_rows(matrix: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length, float32; a zero row stays zero (distance 1 to everything, as in lancedb)."""
-    matrix = np.atleast_2d(np.asarray(matrix, dtype=np.float32))
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
+    matrix = np.array(np.atleast_2d(matrix), dtype=np.float32)  # a copy, scaled in place
+    _scale_to_unit(matrix)
+    return matrix
+
+
+def _scale_to_unit(matrix: np.ndarray) -> None:
+    # einsum: one pass without the [n, dim] temporaries np.linalg.norm makes (3-4x faster on 50k x 512).
+    norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))[:, None]
+    np.divide(matrix, norms, out=matrix, where=norms > 0)
 
 
 def nearest(ids: np.ndarray, distances: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
@@ -72,7 +100,7 @@ def streamed_nearest(
 ) -> list[Hits]:
     """Like `ResidentVectors.nearest`, holding one batch (plus `limit` best per query) at a time."""
     best = [(np.empty(0, dtype=object), np.empty(0, dtype=np.float64)) for _ in queries]
-    for batch_ids, matrix in batches:
+    for batch_ids, matrix, *_ in batches:
         part = ResidentVectors(batch_ids, unit_rows(space.transform(matrix)))
         distances = 1.0 - part.unit @ unit_rows(queries).T
         for j, (ids, dist) in enumerate(best):
@@ -92,7 +120,7 @@ class ResidentCache:
         self._entries: OrderedDict[Hashable, ResidentVectors] = OrderedDict()
 
     def fits(self, rows: int, dim: int) -> bool:
-        return rows * (4 * dim + 64) <= self.budget
+        return rows * (4 * dim + 72) <= self.budget
 
     def get(self, key: Hashable) -> ResidentVectors | None:
         entry = self._entries.get(key)

@@ -15,12 +15,16 @@ per session (within `SearchSettings.resident_mb`) and costs one matrix product
 per query after that; a set larger than the budget is streamed.
 
 Which path: exact for tables searched in standardised space, without a cosine
-ANN index, for candidate sets under `exact_below`, and for a candidate set the
-session has already read into RAM; otherwise the ANN index. A set under
-`resident_exact_below` is read into RAM the second time the session searches
-it (or at once for a batch of queries): one-off queries stay on the index,
-repeated ones get exact answers at numpy speed. Larger sets stay on the index,
-which is faster there than a product over every candidate.
+ANN index, and for candidate sets under `exact_below`. Otherwise a cost model
+(`SearchSettings`, fitted on the benchmark) compares one product over the
+candidates in RAM with an index query, whose IVF_PQ scan grows with the rows in
+the probed partitions (a filter keeping a fraction f of the table probes
+nprobes / f partitions: a one-colour filter scans every partition). A set the
+session holds in RAM, or searches again (or at once for a batch of queries) and
+is worth reading into RAM, is searched exactly when the model says the product
+is cheaper; one-off queries stay on the index. Derived facts (row maps, resolved
+filters, index statistics) are shared by the sessions of a process per table
+snapshot (`featurestore.search_cache`), so one-shot calls pay them once.
 
 The metric is cosine everywhere (index, ANN query, exact search). Tables of raw,
 not unit-norm statistics are z-scored per feature first (`featurestore.space`).
@@ -32,7 +36,6 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
@@ -41,17 +44,19 @@ import pyarrow.compute as pc
 from featurestore.errors import SearchError
 from featurestore.feature_table import PRESENT
 from featurestore.resident import Hits, ResidentCache, ResidentVectors, streamed_nearest
-from featurestore.rowmask import allowlist
 from featurestore.schemas import SEGMENTS
+from featurestore.search_cache import SNAPSHOTS, snapshot_key
 from featurestore.search_inputs import (
     IDS_PER_LOOKUP,
     NO_FILTER,
+    Candidates,
     SearchFilter,
     candidate_segment_ids,
     checked_query_vector,
     feature_dim,
     filter_segment_ids,
     in_space,
+    present_rows,
     resolve_space,
     stored_vectors,
 )
@@ -75,15 +80,23 @@ class SearchSettings:
     # Partitions probed by an unfiltered query; a filter keeping a fraction f of the rows probes nprobes / f
     # (capped at all), so about as many matching rows are ranked as without a filter.
     nprobes: int = 20
-    # Re-rank 20x k candidates on full vectors: recall@10 0.997 vs 0.973 at 10, for ~equal latency.
+    # Re-rank 20x k candidates on full vectors: recall@10 0.997 vs 0.977 at 10 (BENCHMARKS.md sweep).
     refine_factor: int = 20
     # RAM a session may hold candidate vectors in (float32 rows + ids); beyond it exact search streams.
     resident_mb: int = 1024
-    # A candidate set the session searches again is read into RAM and searched exactly when it is smaller
-    # than this: a BLAS product over 25k 512-d rows took 18-37 ms against 35 ms for the index, over 200k
-    # 284 ms against 90 ms (BENCHMARKS.md).
-    resident_exact_below: int = 50_000
     scan_batch: int = 8192
+    # The cost model choosing, for a candidate set in RAM (or searched again, so worth reading into RAM),
+    # between one exact product over it and the index. Fitted by benchmarks/bench_search.py's cost-model
+    # runs on this machine (BENCHMARKS.md): only the ratios between them matter for the choice.
+    exact_ns_per_value: float = 0.29  # resident product + partial sort, per candidate per dimension
+    index_fixed_ms: float = 10.0  # per index query: planning, partition ranking, reading the results
+    index_ns_per_code: float = 0.19  # IVF_PQ scan, per probed row per PQ sub-vector
+    # A row-address mask sends Lance's PQ scan down a slower path, per allowed row in the probed partitions.
+    index_ns_per_allowed_code: float = 1.2
+    index_refine_us_per_row: float = 18.0  # re-ranking one row on its full vector read from disk
+    # Reading vectors into RAM: a filter's scattered rows cost more each than one scan of the whole table.
+    read_us_per_row_by_filter: float = 9.5
+    read_us_per_row_scanned: float = 3.7
 
 
 DEFAULT_SETTINGS = SearchSettings()
@@ -101,22 +114,6 @@ class Neighbor:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class _Candidates:
-    """A filter's matches that have a vector: ids and row addresses in this session's table version."""
-
-    ids: pa.Array
-    addrs: np.ndarray
-
-    @property
-    def size(self) -> int:
-        return len(self.addrs)
-
-    @cached_property
-    def allow(self) -> bytes:
-        return allowlist(self.addrs)
 
 
 def neighbors(
@@ -153,16 +150,26 @@ class Searcher:
         self._open()
 
     def _open(self) -> None:
-        self._features = self.store.dataset(self.table)
-        self._segments = self.store.dataset(SEGMENTS) if self.store.has_table(SEGMENTS) else None
+        self._features, self._table_key = self._snapshot(self.table)
+        has_segments = self.store.has_table(SEGMENTS)
+        self._segments, self._segments_key = self._snapshot(SEGMENTS) if has_segments else (None, None)
         self.space = table_space(self.store, self.table, self._features)
         self._index = _NOT_LOOKED_UP
         self._rows: tuple[pa.Array, np.ndarray] | None = None
-        self._filters: dict[SearchFilter, _Candidates | None] = {}
+        self._filters: dict[SearchFilter, Candidates | None] = {}
         self._uses: Counter = Counter()  # queries per filter, to read repeatedly searched sets into RAM
         self._calls = 0
-        self._metadata: dict[str, dict] | None = None
+        self.rows_read_by_filter = 0  # candidate rows read into RAM set by set (for `_table_read_pays`)
+        self._metadata: tuple[dict[str, list], dict[str, int]] | None = None
         self._resident.clear()
+
+    def _snapshot(self, table: str):
+        """(Lance dataset at the latest version, its snapshot key). The first dataset opened for a snapshot is
+        shared by later sessions: its Lance session keeps the index pages it loaded, which a fresh dataset
+        reads again (~40 ms on the benchmark's first index query)."""
+        dataset = self.store.dataset(table)
+        key = snapshot_key(self.store.uri, table, dataset)
+        return SNAPSHOTS.get_or_make(("dataset", key), lambda: dataset), key
 
     @property
     def versions(self) -> tuple[int, int | None]:
@@ -211,7 +218,7 @@ class Searcher:
         if candidates is not None and candidates.size == 0:
             return [[] for _ in vectors]
         self._uses[search_filter] += count
-        if self._searches_exactly(search_filter, candidates, exact):
+        if self._searches_exactly(search_filter, candidates, exact, limit):
             return self._exact(vectors, limit, search_filter, candidates)
         allow = None if candidates is None else candidates.allow
         hits = ann_query(self._features, vectors, limit, self._nprobes(candidates), self.settings.refine_factor, allow)
@@ -225,7 +232,7 @@ class Searcher:
         return hits
 
     # -- choosing exact or ANN --------------------------------------------------------------
-    def _searches_exactly(self, search_filter: SearchFilter, candidates: _Candidates | None, exact) -> bool:
+    def _searches_exactly(self, search_filter: SearchFilter, candidates: Candidates | None, exact, limit: int) -> bool:
         if exact:
             return True
         if self.space.standardised:
@@ -245,20 +252,29 @@ class Searcher:
         if exact is False:
             return False
         size = self._candidate_count(candidates)
-        if size < self.settings.exact_below or self._resident.get(search_filter) is not None:
+        if size < self.settings.exact_below:
             return True
-        repeated = self._uses[search_filter] > 1
-        return repeated and size < self.settings.resident_exact_below and self._resident.fits(size, self.dim)
+        in_ram = self._resident.get(search_filter) is not None
+        # A set searched again is worth reading into RAM (a one-off query is not: the read costs ~20 us a row).
+        worth_reading = self._uses[search_filter] > 1 and self._resident.fits(size, self.dim)
+        masked = candidates is not None
+        return (in_ram or worth_reading) and self.exact_is_cheaper(size, self._nprobes(candidates), limit, masked)
+
+    def exact_is_cheaper(self, candidates: int, nprobes: int, limit: int, masked: bool = True) -> bool:
+        """The cost model for this table (see `exact_is_cheaper`)."""
+        index = self._ann_index()
+        return exact_is_cheaper(self.settings, len(self._present_rows()[1]), self.dim, index.partitions,
+                                index.sub_vectors, candidates, nprobes, limit, masked)
 
     def _ann_index(self):
         if self._index is _NOT_LOOKED_UP:
-            self._index = cosine_ann_index(self._features)
+            self._index = SNAPSHOTS.get_or_make(("ann", self._table_key), lambda: cosine_ann_index(self._features))
         return self._index
 
-    def _candidate_count(self, candidates: _Candidates | None) -> int:
+    def _candidate_count(self, candidates: Candidates | None) -> int:
         return candidates.size if candidates is not None else len(self._present_rows()[1])
 
-    def _nprobes(self, candidates: _Candidates | None) -> int:
+    def _nprobes(self, candidates: Candidates | None) -> int:
         partitions = self._ann_index().partitions
         wanted = self.settings.nprobes
         if candidates is not None:
@@ -267,47 +283,70 @@ class Searcher:
 
     # -- exact search -----------------------------------------------------------------------
     def _exact(self, vectors: np.ndarray, limit: int, search_filter: SearchFilter,
-               candidates: _Candidates | None) -> list[Hits]:
-        resident = self._resident.get(search_filter)
-        if resident is None and self._resident.fits(self._candidate_count(candidates), self.dim):
-            resident = ResidentVectors.from_batches(self._vector_batches(candidates), self.space, self.dim)
-            self._resident.put(search_filter, resident)
+               candidates: Candidates | None) -> list[Hits]:
+        resident = self._resident.get(search_filter) or self._read_into_ram(search_filter, candidates)
         if resident is not None:
             return resident.nearest(vectors, limit)
         return streamed_nearest(self._vector_batches(candidates), self.space, vectors, limit)
 
-    def _vector_batches(self, candidates: _Candidates | None):
-        scan = {"columns": ["segment_id", "vector"], "batch_size": self.settings.scan_batch}
+    def _read_into_ram(self, search_filter: SearchFilter, candidates: Candidates | None) -> ResidentVectors | None:
+        """A candidate set's vectors in RAM, read filter by filter, or gathered from the whole table once
+        reading it in one scan pays (see `_table_read_pays`); None when the set exceeds the budget."""
+        size = self._candidate_count(candidates)
+        if not self._resident.fits(size, self.dim):
+            return None
+        table = self._resident.get(NO_FILTER)
+        if table is None and candidates is not None and self._table_read_pays(size):
+            table = ResidentVectors.from_batches(self._vector_batches(None), self.space, self.dim)
+            self._resident.put(NO_FILTER, table)
+        if table is not None and candidates is not None:
+            resident = table.subset(candidates.addrs)
+        else:
+            resident = ResidentVectors.from_batches(self._vector_batches(candidates), self.space, self.dim)
+            self.rows_read_by_filter += size if candidates is not None else 0
+        self._resident.put(search_filter, resident)
+        return resident
+
+    def _table_read_pays(self, size: int) -> bool:
+        """Ski rental: once the rows this session has read filter by filter (scattered rows, dearer each) plus
+        this set would cost as much as one scan of the table, scan it instead and gather every later set from
+        it. Only when the table and as many rows again (the gathered copies) fit the RAM budget."""
+        rows, s = len(self._present_rows()[1]), self.settings
+        by_filter = (self.rows_read_by_filter + size) * s.read_us_per_row_by_filter
+        return self._resident.fits(2 * rows, self.dim) and by_filter >= rows * s.read_us_per_row_scanned
+
+    def _vector_batches(self, candidates: Candidates | None):
+        """(segment ids, vectors, row addresses) of the candidates with a vector, batch by batch."""
+        scan = {"columns": ["segment_id", "vector"], "batch_size": self.settings.scan_batch, "with_row_address": True}
         if candidates is None:
             scanner = self._features.scanner(filter=PRESENT, **scan)
         else:  # (to_batches() would not pass the allow-list on)
             scanner = self._features.scanner(row_addr_allowlist=candidates.allow, **scan)
         for batch in scanner.to_batches():
+            batch = batch.filter(pc.is_valid(batch.column("vector"))) if batch.column("vector").null_count else batch
             ids, matrix = batch_matrix(batch)
             if len(ids):
-                yield ids, matrix
+                yield ids, matrix, batch.column("_rowaddr").to_numpy().astype(np.uint64)
 
     # -- filters ----------------------------------------------------------------------------
-    def _candidates(self, search_filter: SearchFilter) -> _Candidates | None:
+    def _candidates(self, search_filter: SearchFilter) -> Candidates | None:
+        if search_filter.empty:
+            return None
         if search_filter not in self._filters:
-            ids = None if search_filter.empty else filter_segment_ids(self._segments_or_error(), search_filter)
-            self._filters[search_filter] = None if ids is None else self._matching_rows(ids)
+            segments = self._segments_or_error()
+            key = ("filter", self._table_key, self._segments_key, search_filter)
+            self._filters[search_filter] = SNAPSHOTS.get_or_make(
+                key, lambda: Candidates.matching(self._present_rows(), filter_segment_ids(segments, search_filter)))
         return self._filters[search_filter]
 
-    def _matching_rows(self, segment_ids: pa.Array) -> _Candidates:
-        row_ids, addrs = self._present_rows()
-        mask = pc.is_in(row_ids, value_set=segment_ids.cast(pa.string())).to_numpy(zero_copy_only=False)
-        return _Candidates(row_ids.filter(pa.array(mask)), addrs[mask])
-
     def _present_rows(self) -> tuple[pa.Array, np.ndarray]:
-        """(segment ids, row addresses) of the rows with a vector, read once per session."""
+        """(segment ids, row addresses) of the rows with a vector: read once per table snapshot in the process."""
         if self._rows is None:
-            rows = self._features.to_table(columns=["segment_id"], filter=PRESENT, with_row_address=True)
-            self._rows = (rows.column("segment_id").combine_chunks(),
-                          rows.column("_rowaddr").to_numpy().astype(np.uint64))
+            self._rows = SNAPSHOTS.get_or_make(("rows", self._table_key), lambda: present_rows(self._features))
         return self._rows
 
     def _segments_or_error(self):
+        """`segments` at this session's version; without it, the typed error naming the tables that exist."""
         if self._segments is None:
             return self.store.dataset(SEGMENTS)  # raises TableNotFoundError naming what exists
         return self._segments
@@ -329,14 +368,30 @@ class Searcher:
         if not ids or self._segments is None:
             return {}
         if self._metadata is None and self._calls > 1:
-            # A session that keeps querying pays one read of the metadata instead of a lookup per query.
-            rows = self._segments.to_table(columns=NEIGHBOR_METADATA).to_pylist()
-            self._metadata = {row["segment_id"]: row for row in rows}
+            # A session that keeps querying pays one read of the metadata instead of a lookup per query
+            # (as column lists with an id -> row index: a few times cheaper to build than a dict per row).
+            table = self._segments.to_table(columns=NEIGHBOR_METADATA)
+            columns = {name: table.column(name).to_pylist() for name in NEIGHBOR_METADATA}
+            self._metadata = (columns, {sid: i for i, sid in enumerate(columns["segment_id"])})
         if self._metadata is not None:
-            return {i: self._metadata[i] for i in ids if i in self._metadata}
+            columns, where = self._metadata
+            return {i: {name: values[where[i]] for name, values in columns.items()} for i in ids if i in where}
         ordered, found = sorted(ids), {}
         for start in range(0, len(ordered), IDS_PER_LOOKUP):
             predicate = sql_in("segment_id", ordered[start : start + IDS_PER_LOOKUP])
             found.update({r["segment_id"]: r for r in self._segments.to_table(
                 columns=NEIGHBOR_METADATA, filter=predicate).to_pylist()})
         return found
+
+
+def exact_is_cheaper(s: SearchSettings, rows: int, dim: int, partitions: int, sub_vectors: int, candidates: int,
+                     nprobes: int, limit: int, masked: bool) -> bool:
+    """One product over `candidates` rows in RAM vs an index query over a table of `rows`: probing `nprobes`
+    of `partitions` scans that share of the rows (and of a mask's allowed rows), then re-ranks `limit` x
+    refine_factor rows on their full vectors."""
+    exact_ms = candidates * dim * s.exact_ns_per_value * 1e-6
+    share = min(1.0, nprobes / max(partitions, 1))
+    codes = rows * share * sub_vectors * s.index_ns_per_code
+    allowed = candidates * share * sub_vectors * s.index_ns_per_allowed_code if masked else 0.0
+    index_ms = s.index_fixed_ms + (codes + allowed) * 1e-6 + limit * s.refine_factor * s.index_refine_us_per_row * 1e-3
+    return exact_ms < index_ms

@@ -11,12 +11,15 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from featurestore.errors import SearchError
-from featurestore.feature_table import feature_table_names
+from featurestore.feature_table import PRESENT, feature_table_names
+from featurestore.rowmask import allowlist
 from featurestore.schemas import SEGMENTS, SYSTEM_TABLES, FeatureTableName, vector_shape
 from featurestore.space import VectorSpace
 from featurestore.store import Store, sql_in, sql_quote
@@ -200,3 +203,37 @@ def _check_songs(segments, songs: Sequence[str]) -> None:
         shown = sorted(known)[:12]
         more = f" … ({len(known)} songs)" if len(known) > len(shown) else ""
         raise SearchError(f"unknown song(s) {', '.join(unknown)}; known songs: {', '.join(shown)}{more}")
+
+
+# -- the filter as rows of a feature table ---------------------------------------------------
+def present_rows(dataset) -> tuple[pa.Array, np.ndarray]:
+    """(segment ids, u64 row addresses) of a feature table's rows with a vector (`dataset`: one version)."""
+    rows = dataset.to_table(columns=["segment_id"], filter=PRESENT, with_row_address=True)
+    return rows.column("segment_id").combine_chunks(), rows.column("_rowaddr").to_numpy().astype(np.uint64)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """A filter's matches that have a vector: ids and row addresses in this session's table version."""
+
+    ids: pa.Array
+    addrs: np.ndarray
+
+    @classmethod
+    def matching(cls, rows: tuple[pa.Array, np.ndarray], segment_ids: pa.Array) -> Candidates:
+        """The rows (`present_rows`' ids and addresses) whose segment id is among `segment_ids`."""
+        row_ids, addrs = rows
+        mask = pc.is_in(row_ids, value_set=segment_ids.cast(pa.string())).to_numpy(zero_copy_only=False)
+        return cls(row_ids.filter(pa.array(mask)), addrs[mask])
+
+    @property
+    def size(self) -> int:
+        return len(self.addrs)
+
+    @cached_property
+    def allow(self) -> bytes:
+        return allowlist(self.addrs)
+
+    @property
+    def nbytes(self) -> int:  # with the allow-list it builds (at most ~1/8 of the addresses' bytes + headers)
+        return int(self.ids.nbytes + self.addrs.nbytes * 1.25)

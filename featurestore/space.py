@@ -127,7 +127,8 @@ def _from_moments(total: np.ndarray, squares: np.ndarray, count: int) -> VectorS
 
 def batch_matrix(batch: pa.RecordBatch | pa.Table) -> tuple[np.ndarray, np.ndarray]:
     """(segment ids, [n, dim] float32 matrix) of the rows whose vector is not null."""
-    batch = batch.filter(pc.is_valid(batch.column("vector")))
+    if batch.column("vector").null_count:
+        batch = batch.filter(pc.is_valid(batch.column("vector")))
     return np.asarray(batch.column("segment_id").to_pylist(), dtype=object), vector_rows(batch.column("vector"))
 
 
@@ -135,5 +136,6 @@ def vector_rows(vectors: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """[n, dim] float32 matrix of the non-null entries of a fixed-size-list vector column."""
     if isinstance(vectors, pa.ChunkedArray):
         vectors = vectors.combine_chunks()
-    vectors = vectors.filter(pc.is_valid(vectors))
+    if vectors.null_count:  # (a filter copies every vector: skipped when there is nothing to drop)
+        vectors = vectors.filter(pc.is_valid(vectors))
     return np.asarray(vectors.flatten(), dtype=np.float32).reshape(-1, vectors.type.list_size)

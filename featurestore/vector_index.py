@@ -125,6 +125,7 @@ class AnnIndex:
 
     name: str
     partitions: int
+    sub_vectors: int  # PQ codes per row: an index query's scan costs this per probed row
 
 
 def cosine_ann_index(dataset) -> AnnIndex | None:
@@ -138,7 +139,8 @@ def cosine_ann_index(dataset) -> AnnIndex | None:
             part = (stats.get("indices") or stats.get("segments") or [{}])[0]
             if str(part.get("metric_type", "")).lower() != METRIC:
                 return None
-            return AnnIndex(index["name"], int(part.get("num_partitions", 1)))
+            sub_vectors = int((part.get("sub_index") or {}).get("num_sub_vectors", 1))
+            return AnnIndex(index["name"], int(part.get("num_partitions", 1)), sub_vectors)
     return None
 
 

@@ -106,8 +106,9 @@ def test_repeated_filter_moves_to_ram_with_the_same_answers(indexed):
     assert searcher._resident.nbytes > 0  # the second use read Red's vectors into RAM: exact from now on
     assert [n.segment_id for n in second] == [n.segment_id for n in searcher.search("seg00010", 10, red, exact=True)]
     assert len({n.segment_id for n in first} & {n.segment_id for n in second}) >= 9
-    # A set at or above resident_exact_below stays on the index however often it is searched.
-    big_sets_on_index = Searcher(store, TABLE, SearchSettings(exact_below=0, resident_exact_below=100))
+    # A set whose product the cost model prices above an index query stays on the index however often it is
+    # searched (here: a product made to look 10^6 times dearer than it is).
+    big_sets_on_index = Searcher(store, TABLE, SearchSettings(exact_below=0, exact_ns_per_value=1e5))
     for _ in range(3):
         assert len(big_sets_on_index.search("seg00010", 10, red)) == 10
     assert big_sets_on_index._resident.nbytes == 0
@@ -181,3 +182,79 @@ def test_several_files_in_one_call_answer_like_one_call_each(midistats_store, tm
                                                     colors=("Red", "Violet"))).found[0]
         assert [n.segment_id for n in found] == [n.segment_id for n in alone]
         assert {n.color for n in found} <= {"Red", "Violet"}
+
+
+def test_one_shot_calls_share_the_row_map_until_a_table_changes(tmp_path, monkeypatch):
+    import featurestore.search as search
+    from featurestore.search_cache import SNAPSHOTS
+
+    store, vectors = _clustered_store(tmp_path / "cache", n=600)
+    reads = []
+    original = search.present_rows
+    monkeypatch.setattr(search, "present_rows", lambda dataset: reads.append(int(dataset.version)) or original(dataset))
+    target = "seg00001"  # Orange
+    orange = ["Orange"]
+    for _ in range(3):  # one-shot calls in one process read the row map of a table version once
+        assert neighbors(store, TABLE, vectors[target], k=1, colors=orange)[0].segment_id == target
+    assert len(reads) == 1
+    # A relabel makes a new `segments` version: the filter is resolved again, the feature rows are reused.
+    _relabel(store, target, "Green")
+    assert target not in {n.segment_id for n in neighbors(store, TABLE, vectors[target], k=20, colors=orange)}
+    assert neighbors(store, TABLE, vectors[target], k=1, colors=["Green"])[0].segment_id == target
+    assert len(reads) == 1
+    # An encode that adds a row makes a new feature-table version: a stale map would not hold the new row.
+    _add_segment(store, "seg99999", "Green", vectors[target])
+    found = neighbors(store, TABLE, vectors[target], k=2, colors=["Green"], exact=True)
+    assert {n.segment_id for n in found} == {target, "seg99999"} and len(reads) == 2
+    # Dropped and re-created at the same version number: new data files, so nothing stale is reused.
+    version = int(store.dataset(TABLE).version)
+    store.drop_table(TABLE)
+    moved = {sid: (None if v is None else -v) for sid, v in vectors.items()}
+    write_features(store, TABLE, moved)
+    assert int(store.dataset(TABLE).version) <= version
+    assert neighbors(store, TABLE, -vectors[target], k=1, colors=["Green"])[0].segment_id == target
+    assert len(reads) == 3 and SNAPSHOTS.nbytes <= SNAPSHOTS.budget
+
+
+def _add_segment(store: Store, segment_id: str, color: str, vector: np.ndarray) -> None:
+    row = store.read(SEGMENTS, where="segment_id = 'seg00001'").to_pylist()[0]
+    store.upsert(SEGMENTS, pa.Table.from_pylist([{**row, "segment_id": segment_id, "color": color}],
+                                                schema=store.dataset(SEGMENTS).schema))
+    write_features(store, TABLE, {segment_id: vector})
+
+
+def test_sets_gathered_from_the_whole_table_equal_sets_read_alone(indexed):
+    store, _ = indexed
+    by_filter = Searcher(store, TABLE, SearchSettings(read_us_per_row_by_filter=0.0))  # never scans the table
+    # Reading scattered rows made to look dear: the first set read into RAM scans the whole table instead.
+    gathered = Searcher(store, TABLE, SearchSettings(read_us_per_row_by_filter=1e6))
+    for colors in (("Blue",), ("Red", "Green"), ("Blue",)):
+        flt = SearchFilter(colors=colors)
+        for query in ("seg00007", "seg01234"):
+            alone, from_table = (s.search(query, 10, flt, exact=True) for s in (by_filter, gathered))
+            assert [n.segment_id for n in alone] == [n.segment_id for n in from_table] and len(alone) == 10
+            np.testing.assert_allclose([n.distance for n in alone], [n.distance for n in from_table], atol=1e-6)
+    rows = len(gathered._present_rows()[0])
+    assert gathered._resident.get(SearchFilter()) is not None and by_filter._resident.get(SearchFilter()) is None
+    blue = gathered._resident.get(SearchFilter(colors=("Blue",)))
+    assert 0 < len(blue.ids) < rows and blue.unit.flags["C_CONTIGUOUS"]
+    # The table is scanned only when it fits the budget twice over (itself and the sets gathered from it).
+    tight_mb = 1.5 * rows * (4 * 32 + 72) / 2**20
+    tight = Searcher(store, TABLE, SearchSettings(read_us_per_row_by_filter=1e6, resident_mb=tight_mb))
+    assert len(tight.search("seg00007", 10, SearchFilter(colors=("Blue",)), exact=True)) == 10
+    assert tight._resident.get(SearchFilter()) is None and tight._resident.nbytes > 0
+
+
+def test_cost_model_sends_colour_sets_to_ram_and_the_whole_table_to_the_index():
+    from featurestore.search import DEFAULT_SETTINGS, exact_is_cheaper
+
+    def cheaper(candidates: int, nprobes: int, masked: bool = True) -> bool:  # the benchmark's shape
+        return exact_is_cheaper(DEFAULT_SETTINGS, 200_000, 512, 48, 64, candidates, nprobes, 10, masked)
+
+    assert cheaper(25_000, 48) and cheaper(50_000, 48)  # one or two colours: every partition probed
+    assert not cheaper(200_000, 20, masked=False)  # no filter: 20 of 48 partitions beat a product over all
+    flips = [cheaper(n, 48) for n in range(5_000, 200_001, 5_000)]
+    assert flips == sorted(flips, reverse=True)  # exact while small, the index from some size on, never back
+    # A mask makes the index dearer, so a set of the same size goes to RAM sooner with one than without.
+    assert sum(cheaper(n, 48) for n in range(5_000, 200_001, 5_000)) >= sum(
+        cheaper(n, 48, masked=False) for n in range(5_000, 200_001, 5_000))
