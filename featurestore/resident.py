@@ -16,6 +16,7 @@ from functools import cached_property
 import numpy as np
 
 from featurestore.space import VectorSpace
+from featurestore.subspace import SubspaceBound
 
 Hits = list[tuple[str, float]]
 
@@ -45,8 +46,14 @@ class ResidentVectors:
 
     @property
     def nbytes(self) -> int:
-        # ~64 B per id string object and its slot, 8 per row address
-        return int(self.unit.nbytes + 64 * len(self.ids) + (0 if self.addrs is None else self.addrs.nbytes))
+        # ~64 B per id string object and its slot, 8 per row address, plus the subspace bound (1/8 of the rows)
+        bound = self.unit.nbytes // 8 if len(self.ids) >= 4096 else 0
+        return int(self.unit.nbytes + 64 * len(self.ids) + (0 if self.addrs is None else self.addrs.nbytes) + bound)
+
+    @cached_property
+    def bound(self) -> SubspaceBound | None:
+        """Built on the first single query (featurestore/subspace.py); a subset takes its parent's rows of it."""
+        return SubspaceBound.build(self.unit)
 
     def subset(self, addrs: np.ndarray) -> ResidentVectors:
         """The rows at these row addresses (those held here), copied: a product over a contiguous copy is as
@@ -56,7 +63,10 @@ class ResidentVectors:
         order = self._address_order
         at = np.minimum(np.searchsorted(self.addrs[order], addrs), len(order) - 1)
         positions = np.sort(order[at[self.addrs[order[at]] == addrs]])  # (read order: memory locality)
-        return ResidentVectors(self.ids[positions], self.unit[positions], self.addrs[positions])
+        part = ResidentVectors(self.ids[positions], self.unit[positions], self.addrs[positions])
+        if self.bound is not None:  # the table's subspace serves its subsets: no second decomposition
+            part.__dict__["bound"] = self.bound.take(positions)
+        return part
 
     @cached_property
     def _address_order(self) -> np.ndarray:
@@ -67,7 +77,12 @@ class ResidentVectors:
         if len(self.ids) == 0:
             return [[] for _ in queries]
         queries = unit_rows(queries)
-        if len(queries) == 1:  # matrix-vector product: numpy's fastest path for one query
+        if len(queries) == 1:
+            found = None if self.bound is None else self.bound.best_rows(self.unit, queries[0], limit)
+            if found is not None:  # exact, most rows ruled out by a product in the subspace
+                rows, scores = found
+                return [_as_hits(*nearest(self.ids[rows], 1.0 - scores, limit))]
+            # matrix-vector product: numpy's fastest path for one query
             return [_as_hits(*nearest(self.ids, 1.0 - self.unit @ queries[0], limit))]
         distances = 1.0 - self.unit @ queries.T  # [n, queries]; cosine distance as lancedb reports it
         return [_as_hits(*nearest(self.ids, distances[:, j], limit)) for j in range(distances.shape[1])]
