@@ -146,7 +146,11 @@ def _train_split(store, inputs, config: TrainConfig, data: FusionData, joined_id
 
 
 def fit(model: FusionModel, data: FusionData, train_idx, val_idx, config: TrainConfig, progress=None):
-    """The training loop; leaves the best epoch's weights in `model`. Returns (history, best_epoch)."""
+    """The training loop; leaves the best epoch's weights in `model`. Returns (history, best_epoch).
+
+    `val_idx` None: config.epochs epochs without validation or early stopping, the last epoch's weights kept
+    (e.g. to refit on every training row for an epoch count chosen on held-out songs).
+    """
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     rng = np.random.default_rng(config.seed)
     n_batches = max(1, len(train_idx) // config.batch_size)  # batches of batch_size..2*batch_size-1 rows
@@ -162,18 +166,16 @@ def fit(model: FusionModel, data: FusionData, train_idx, val_idx, config: TrainC
             loss.backward()
             optimizer.step()
             total += loss.item() * len(index)
-        pred, val_logits = predict(model, data, val_idx, config.batch_size)
-        overall = metrics_block(pred)
-        row = {
-            "epoch": epoch, "train_loss": total / len(train_idx),
-            "val_loss": loss_fn(val_logits, data, val_idx, "cpu").item(),
-            "val_mode_acc": overall["mode_acc"], "val_color_acc": overall["color_acc"],
-            "seconds": time.perf_counter() - started,
-        }
-        history.append(row)
+        row = {"epoch": epoch, "train_loss": total / len(train_idx)}
+        if val_idx is not None:
+            pred, val_logits = predict(model, data, val_idx, config.batch_size)
+            overall = metrics_block(pred)
+            row.update(val_loss=loss_fn(val_logits, data, val_idx, "cpu").item(), val_mode_acc=overall["mode_acc"],
+                       val_color_acc=overall["color_acc"])
+        history.append({**row, "seconds": time.perf_counter() - started})
         if progress:
-            progress(row)
-        score = validation_score(overall)
+            progress(history[-1])
+        score = validation_score(overall) if val_idx is not None else float(epoch)  # no validation: the last
         if score > best[0]:
             best = (score, epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
         elif epoch - best[1] >= config.patience:

@@ -168,3 +168,15 @@ def test_bad_config_and_unknown_run_say_what_to_do(feature_store):
         TrainConfig(fusion="attention")
     with pytest.raises(ModelError, match="known runs"):
         load_run(feature_store, "run-nope")
+
+
+def test_fit_without_validation_runs_every_epoch_and_keeps_the_last(feature_store):
+    from fusion.train import fit
+
+    data = build_dataset(join(feature_store, {"audio": "fake:v1", "lyrics": "fake:v1"}))
+    train_idx, _ = split_by_song(data.song_ids, data.colors, 0.25, 0)
+    model = FusionModel(FusionConfig((InputSpec("audio", "vector", (12,)), InputSpec("lyrics", "vector", (8,)))))
+    model.fit_input_statistics(data.values, data.masks, train_idx)
+    history, best = fit(model, data, train_idx, None, TrainConfig(epochs=3, patience=1, threads=1))
+    assert best == 3 and [row["epoch"] for row in history] == [1, 2, 3]  # patience never stops it
+    assert all(set(row) == {"epoch", "train_loss", "seconds"} for row in history)
