@@ -21,6 +21,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmd import replace_section  # noqa: E402  (benchmarks/ is the script's directory)
@@ -40,6 +42,11 @@ GRID: dict[str, tuple[dict, dict]] = {
     "all, midistats v1": ({**AUDIO, "midi": "midistats:v1", **TEXT}, {}),
     "text only": (TEXT, {}),
     "MIDI only, pianoroll": ({"midi": "pianoroll:v1"}, {}),
+    "MIDI only, midistats v1 (the scorer until issue 13)": ({"midi": "midistats:v1"}, {}),
+    # Issue 13's scorer recipes, each adding one step to the row above it (fusion/train.py TrainConfig).
+    "MIDI only, midistats v1, input rows only": ({"midi": "midistats:v1"}, {"skip_inputless": True}),
+    "MIDI only, midistats v1, input rows only, 5-member ensemble + temperature": (
+        {"midi": "midistats:v1"}, {"skip_inputless": True, "members": 5, "calibrate": True}),
     "MIDI only, midistats v1 (= train --preset scorer)": (PRESETS["scorer"].inputs, PRESETS["scorer"].overrides),
 }
 ENCODINGS = (("spectral", "v1", {}, ("audio",)), ("pianoroll", "v1", {}, ("midi",)),
@@ -63,6 +70,19 @@ def build_store(path: Path, songs: int, seed: int) -> Store:
 def table_row(name: str, summary: dict, seconds: float) -> str:
     cells = [mean_sd_text(summary[k], summary.get(f"{k}_sd")) or "-" for k in COLUMNS]
     return f"| {name} | {' | '.join(cells)} | {summary['collapsed']}/{summary['folds']} | {seconds:.0f} |"
+
+
+def calibration_note(name: str, records: list[dict]) -> str:
+    """One line on a calibrated row: its temperatures and ECE before/after, mean ± sd over folds."""
+    def spread(key: str, source=None) -> str:
+        values = [(source or (lambda r: r.get(key)))(r) for r in records]
+        values = [v for v in values if v is not None]
+        return mean_sd_text(float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else None)
+
+    return (f"- *{name}*: colour temperature {spread('', lambda r: r['temperatures']['color'])}; "
+            f"uncalibrated (every temperature 1) ECE {spread('color_ece_uncalibrated')}, "
+            f"MIDI-cand ECE {spread('cand_color_ece_uncalibrated')}, "
+            f"MIDI-cand colour {spread('cand_color_acc_uncalibrated')}.")
 
 
 TITLE = "Model quality (synthetic corpus)"
@@ -104,7 +124,7 @@ def main() -> None:
     base = TrainConfig(epochs=args.epochs, seed=args.seed, threads=1, folds=args.folds, export_onnx=False)
     print(f"{args.songs} songs, {args.folds} song-grouped folds, seed {args.seed}, at most {args.epochs} epochs\n")
     print(HEADER)
-    rows = []
+    rows, notes = [], []
     for name, (inputs, overrides) in GRID.items():
         if args.only and not re.search(args.only, name):
             continue
@@ -113,10 +133,13 @@ def main() -> None:
         summary = aggregate([run_summary(r.metrics) for r in results])
         rows.append(table_row(name, summary, time.perf_counter() - started))
         print(rows[-1], flush=True)
+        if any("calibration" in r.metrics for r in results):
+            notes.append(calibration_note(name, [r.metrics["calibration"] for r in results]))
+            print(notes[-1], flush=True)
     if args.write:
         setup = (f"`chromatic synth --songs {args.songs} --seed {args.seed}`, {args.folds} folds, seed {args.seed}, "
                  f"at most {args.epochs} epochs (patience 10), one torch thread.")
-        print(replace_section(TITLE, section(" ".join(["python", *sys.argv]), setup, rows)))
+        print(replace_section(TITLE, section(" ".join(["python", *sys.argv]), setup, rows, "\n".join(notes))))
 
 
 if __name__ == "__main__":

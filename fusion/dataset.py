@@ -167,3 +167,18 @@ def _song_colors(song_ids: np.ndarray, colors: np.ndarray) -> dict[str, str]:
 def val_index_for_songs(song_ids: np.ndarray, val_songs: list[str]) -> np.ndarray:
     """Rows of the recorded validation songs (re-creating a stored split)."""
     return np.flatnonzero(np.isin(np.asarray(song_ids, dtype=object), list(val_songs)))
+
+
+def with_input(data: FusionData, index: np.ndarray) -> np.ndarray:
+    """The rows of `index` on which at least one input is present."""
+    present = np.zeros(len(data), dtype=bool)
+    for mask in data.masks.values():
+        present |= mask
+    return index[present[index]]
+
+
+def inputless_skips(data: FusionData) -> list[tuple[str, str]]:
+    """(segment_id, reason) for every row with no input present (skip_inputless leaves them out)."""
+    kept = with_input(data, np.arange(len(data)))
+    reason = f"no input present: {', '.join(data.inputs)} all absent, not trained or validated on"
+    return [(sid, reason) for sid in np.delete(data.segment_ids, kept).tolist()]

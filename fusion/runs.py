@@ -49,7 +49,7 @@ from fusion.layout import (
     write_manifest,
 )
 from fusion.metrics import Predictions
-from fusion.model import FusionConfig, FusionModel
+from fusion.ensemble import describe, model_checkpoint, model_from_checkpoint
 from fusion.report import write_report
 
 MANIFEST_FORMAT = 2  # 2: per-input `tables` (coalesced inputs) replace the single table's fields
@@ -59,7 +59,7 @@ MANIFEST_FORMAT = 2  # 2: per-input `tables` (coalesced inputs) replace the sing
 class RunContents:
     """What a finished training run hands over to be written."""
 
-    model: FusionModel
+    model: torch.nn.Module  # FusionModel or EnsembleModel (fusion/ensemble.py)
     sources: dict[str, JoinSource]  # input -> where it was read from (featurestore.join)
     lance_versions: dict[str, int]  # every table read, `segments` included
     train_config: dict
@@ -76,7 +76,7 @@ class Run:
     run_id: str
     run_dir: Path
     manifest: dict
-    model: FusionModel  # in eval mode
+    model: torch.nn.Module  # FusionModel or EnsembleModel, in eval mode
     metrics: dict
     history: list[dict]
 
@@ -131,8 +131,7 @@ def save_run(store: Store, run_id: str, contents: RunContents) -> Path:
 
 
 def _write_artifacts(directory: Path, manifest: dict, contents: RunContents) -> None:
-    config = contents.model.config
-    torch.save({"fusion_config": config.to_dict(), "state_dict": contents.model.state_dict()}, directory / WEIGHTS)
+    torch.save(model_checkpoint(contents.model), directory / WEIGHTS)
     write_manifest(directory, manifest)
     write_json(directory / METRICS, contents.metrics)
     write_json(directory / HISTORY, contents.history)
@@ -181,6 +180,7 @@ def build_manifest(run_id: str, contents: RunContents) -> dict:
         "input_names": contents.model.input_names,
         "labels": {head: list(labels) for head, labels in HEAD_LABELS.items()},
         "model": config.to_dict(),
+        **({"ensemble": describe(contents.model)} if describe(contents.model) else {}),
         "training": contents.train_config,
         "seed": contents.train_config["seed"],
         "best_epoch": summary.pop("best_epoch"),
@@ -237,9 +237,7 @@ def load_run_dir(directory: Path) -> Run:
     manifest = read_manifest(directory)
     run_id = manifest.get("run_id", directory.name)
     checkpoint = torch.load(directory / WEIGHTS, map_location="cpu", weights_only=True)
-    model = FusionModel(FusionConfig.from_dict(checkpoint["fusion_config"]))
-    model.load_state_dict(checkpoint["state_dict"])
-    model.eval()
+    model = model_from_checkpoint(checkpoint).eval()
     metrics = json.loads((directory / METRICS).read_text())
     history = json.loads((directory / HISTORY).read_text())
     return Run(run_id, directory, manifest, model, metrics, history)

@@ -23,10 +23,20 @@ from featurestore.join import join
 from featurestore.pins import check_pins, pins_from_manifest
 from featurestore.store import Store
 from featurestore.taxonomy import DIMENSIONS
-from fusion.dataset import FusionData, build_dataset, song_folds, split_by_song, val_index_for_songs
+from fusion.dataset import (
+    FusionData,
+    build_dataset,
+    inputless_skips,
+    song_folds,
+    split_by_song,
+    val_index_for_songs,
+    with_input,
+)
 from fusion.errors import ModelError
 from fusion.export import export_onnx
+from fusion.ensemble import EnsembleModel, fit_temperature
 from fusion.metrics import Predictions, compute_metrics, metrics_block
+from fusion.quality import expected_calibration_error
 from fusion.model import FUSIONS, HEAD_SIZES, FusionConfig, FusionModel, InputSpec
 from fusion.runs import RunContents, load_run, new_run_id, publish_run, save_run
 
@@ -51,6 +61,14 @@ class TrainConfig:
     # with other busy jobs, 1 avoids threads waiting on each other (10x faster here).
     threads: int = 0
     export_onnx: bool = True  # also write model.onnx (fusion/export.py), parity-checked against torch
+    # Rows with no input present carry nothing but the label prior (in a MIDI-only model, every row
+    # without MIDI); True leaves them out of training and validation, listed in the summary's `skipped`.
+    skip_inputless: bool = False
+    # > 1: a deep ensemble (fusion/ensemble.py). Member m trains on the training songs outside inner song
+    # fold m and early-stops on that fold; the model averages the members' probabilities.
+    members: int = 1
+    # Fit a temperature per head on the members' held-out inner folds (out-of-fold rows): needs members > 1.
+    calibrate: bool = False
 
     def __post_init__(self):
         checks = {
@@ -58,13 +76,15 @@ class TrainConfig:
             "weight_decay": self.weight_decay >= 0, "patience": self.patience >= 1, "threads": self.threads >= 0,
             "folds": self.folds >= 1,
             "val_fraction": 0 < self.val_fraction < 1, "modality_dropout": 0 <= self.modality_dropout < 1,
-            "solo_dropout": 0 <= self.solo_dropout <= 1,
+            "solo_dropout": 0 <= self.solo_dropout <= 1, "members": self.members >= 1,
+            "calibrate": not self.calibrate or self.members > 1,
         }
         bad = [f"{name}={getattr(self, name)!r}" for name, ok in checks.items() if not ok]
         if bad:
             raise ModelError(
                 f"bad training config: {', '.join(bad)}; epochs, batch_size and patience must be >= 1, "
-                "lr > 0, weight_decay and threads >= 0, folds >= 1, val_fraction in (0, 1), modality_dropout in [0, 1), solo_dropout in [0, 1]"
+                "lr > 0, weight_decay and threads >= 0, folds >= 1, val_fraction in (0, 1), modality_dropout in [0, 1), solo_dropout in [0, 1], members >= 1; "
+                "calibrate needs members > 1 (temperatures are fitted on the songs members held out)"
             )
         if self.fusion not in FUSIONS:
             raise ModelError(f"unknown fusion {self.fusion!r}; expected one of {', '.join(FUSIONS)}")
@@ -94,7 +114,8 @@ def train_folds(store: Store, inputs: dict[str, str], config: TrainConfig,
         joined = join(store, inputs)
         data = build_dataset(joined)
         splits = data_splits(data, config)
-        summaries = [_summary(data, joined, train_idx, val_idx) for train_idx, val_idx in splits]
+        skipped = inputless_skips(data) if config.skip_inputless else []
+        summaries = [_summary(data, joined, train_idx, val_idx, skipped) for train_idx, val_idx in splits]
         sources, versions = joined.sources, joined.versions
         del joined  # its Arrow table holds a second copy of every vector
         results = []
@@ -112,6 +133,8 @@ def data_splits(data: FusionData, config: TrainConfig) -> list[tuple[np.ndarray,
         splits = song_folds(data.song_ids, data.colors, config.folds, config.seed)
     else:
         splits = [split_by_song(data.song_ids, data.colors, config.val_fraction, config.seed)]
+    if config.skip_inputless:
+        splits = [(with_input(data, train_idx), with_input(data, val_idx)) for train_idx, val_idx in splits]
     if any(len(train_idx) == 0 or len(val_idx) == 0 for train_idx, val_idx in splits):
         raise ModelError(
             f"cannot split {len(data)} segments by song into train and validation; a colour needs at least "
@@ -127,14 +150,21 @@ def _train_split(store, inputs, config: TrainConfig, data: FusionData, joined_id
     np.random.seed(config.seed)
     (sources, versions), (train_idx, val_idx) = joined_identity, split
     specs = tuple(InputSpec(s.input, s.kind, s.shape) for s in sources.values())
-    model = FusionModel(FusionConfig(specs, fusion=config.fusion, modality_dropout=config.modality_dropout,
-                                     solo_dropout=config.solo_dropout))
-    model.fit_input_statistics(data.values, data.masks, train_idx)
-    model.to(device)
-    history, summary["best_epoch"] = fit(model, data, train_idx, val_idx, config, progress)
+    fusion_config = FusionConfig(specs, fusion=config.fusion, modality_dropout=config.modality_dropout,
+                                 solo_dropout=config.solo_dropout)
+    if config.members > 1:
+        model, history, summary["best_epoch"], calibration = train_ensemble(
+            fusion_config, data, train_idx, config, device, progress)
+    else:
+        model, calibration = FusionModel(fusion_config), None
+        model.fit_input_statistics(data.values, data.masks, train_idx)
+        model.to(device)
+        history, summary["best_epoch"] = fit(model, data, train_idx, val_idx, config, progress)
     pred, logits = predict(model, data, val_idx, config.batch_size)
     candidates = predict_midi_candidates(model, data, val_idx, config.batch_size)
     metrics = run_metrics(pred, sources, None if candidates is None else candidates[0])
+    if calibration is not None:
+        metrics["calibration"] = {**calibration, **uncalibrated_metrics(model, data, val_idx, config.batch_size)}
     run_id = new_run_id(inputs, {**asdict(config), "fold": summary["fold"]})
     contents = RunContents(model, sources, versions, asdict(config), pred, logits["fused"], metrics, history, summary,
                            candidates=None if candidates is None else (candidates[0], candidates[1]["fused"]))
@@ -182,6 +212,57 @@ def fit(model: FusionModel, data: FusionData, train_idx, val_idx, config: TrainC
     return history, best[1]
 
 
+def train_ensemble(fusion_config: FusionConfig, data: FusionData, train_idx: np.ndarray, config: TrainConfig,
+                   device, progress=None) -> tuple[EnsembleModel, list[dict], list[int], dict | None]:
+    """config.members members, each fitted on the training songs outside its inner song fold and early-stopped
+    on that fold; with config.calibrate, per-head temperatures fitted on those held-out rows (each predicted by
+    the one member that did not train on it). Returns (model, history, best epochs, calibration record)."""
+    inner = song_folds(data.song_ids[train_idx], data.colors[train_idx], config.members, config.seed)
+    model = EnsembleModel(fusion_config, config.members).to(device)
+    history, best_epochs, held_out = [], [], []
+    for m, (member, (fit_rows, held)) in enumerate(zip(model.members, inner)):
+        fit_rows, held = train_idx[fit_rows], train_idx[held]
+        member.fit_input_statistics(data.values, data.masks, fit_rows)
+        torch.manual_seed(config.seed + m)
+        on_epoch = None if progress is None else (lambda row, k=m: progress({**row, "member": k}))
+        rows, best = fit(member, data, fit_rows, held, replace(config, seed=config.seed + m), on_epoch)
+        history += [{**row, "member": m} for row in rows]
+        best_epochs.append(best)
+        held_out.append((held, predict(member, data, held, config.batch_size)[1]))
+    calibration = fit_head_temperatures(model, data, held_out) if config.calibrate else None
+    return model, history, best_epochs, calibration
+
+
+def fit_head_temperatures(model: EnsembleModel, data: FusionData, held_out: list) -> dict:
+    """Set the model's temperatures from its members' logits on the rows each held out; the record of it."""
+    rows = np.concatenate([index for index, _ in held_out])
+    logits = {head: torch.cat([out[head] for _, out in held_out]) for head in HEAD_SIZES}
+    targets = {"color": torch.from_numpy(data.color_targets[rows]),
+               **{dim: torch.from_numpy(data.soft_targets[dim][rows]) for dim in DIMENSIONS}}
+    temperatures = {head: fit_temperature(logits[head], targets[head]) for head in HEAD_SIZES}
+    model.set_temperatures(temperatures)
+    return {"temperatures": temperatures, "fitted_on_rows": int(len(rows)),
+            "fitted_on": "out-of-fold: each training row predicted by the member that held its song out"}
+
+
+def uncalibrated_metrics(model: EnsembleModel, data: FusionData, val_idx: np.ndarray, batch_size: int) -> dict:
+    """Validation colour ECE (full rows, MIDI candidates) and MIDI-candidate colour accuracy with every
+    temperature at 1: the before of temperature scaling, beside the calibrated numbers of the metrics."""
+    saved = model.temperatures.clone()
+    model.temperatures.fill_(1.0)
+    try:
+        pred, _ = predict(model, data, val_idx, batch_size)
+        candidates = predict_midi_candidates(model, data, val_idx, batch_size)
+    finally:
+        model.temperatures.copy_(saved)
+    out = {"color_ece_uncalibrated": expected_calibration_error(pred.probs["color"], pred.targets["color"])}
+    if candidates is not None:
+        cand = candidates[0]
+        out["cand_color_ece_uncalibrated"] = expected_calibration_error(cand.probs["color"], cand.targets["color"])
+        out["cand_color_acc_uncalibrated"] = float(np.mean(cand.probs["color"].argmax(1) == cand.targets["color"]))
+    return out
+
+
 def validation_score(overall: dict) -> float:
     """Early-stopping score: the mean of mode and colour accuracy (those that exist)."""
     parts = [overall[k] for k in ("mode_acc", "color_acc") if overall.get(k) is not None]
@@ -190,7 +271,7 @@ def validation_score(overall: dict) -> float:
 
 def batch_tensors(model: FusionModel, data: FusionData, index: np.ndarray) -> list[torch.Tensor]:
     """`forward` arguments for rows `index`: float32 values then bool mask, per input."""
-    device = model.null_embeddings.device
+    device = next(model.parameters()).device
     out = []
     for spec in model.config.inputs:
         out.append(torch.from_numpy(data.values[spec.name][index]).to(device, torch.float32))
@@ -252,11 +333,10 @@ def torch_threads(threads: int):
         torch.set_num_threads(before)
 
 
-
-
-def _summary(data: FusionData, joined, train_idx, val_idx) -> dict:
+def _summary(data: FusionData, joined, train_idx, val_idx, inputless: list[tuple[str, str]] = ()) -> dict:
     reasons: dict[str, int] = {}
-    for _, reason in data.skipped:
+    skipped = [*data.skipped, *inputless]
+    for _, reason in skipped:
         reasons[reason.split(":")[0]] = reasons.get(reason.split(":")[0], 0) + 1
     return {
         "segments": joined.table.num_rows, "used": len(data), "train": len(train_idx), "val": len(val_idx),
@@ -266,7 +346,7 @@ def _summary(data: FusionData, joined, train_idx, val_idx) -> dict:
         "stale_rows": {t.table: t.stale_rows for s in joined.sources.values() for t in s.tables if t.stale_rows},
         "unverified_rows": {t.table: t.unverified_rows for s in joined.sources.values() for t in s.tables
                             if t.unverified_rows},
-        "skipped": [{"segment_id": sid, "reason": reason} for sid, reason in data.skipped],
+        "skipped": [{"segment_id": sid, "reason": reason} for sid, reason in skipped],
         "skipped_by_reason": reasons,
     }
 
@@ -299,6 +379,8 @@ def evaluate_run(store: Store, run_id: str, batch_size: int | None = None) -> Ev
     run.require_same_encoders(joined, "the run cannot be re-evaluated on this store")
     data = build_dataset(joined)
     val_idx = val_index_for_songs(data.song_ids, run.manifest["split"]["val_songs"])
+    if run.manifest["training"].get("skip_inputless"):
+        val_idx = with_input(data, val_idx)
     pred, _ = predict(run.model, data, val_idx, batch_size)
     candidates = predict_midi_candidates(run.model, data, val_idx, batch_size)
     moved = {t: (v, store.version(t)) for t, v in recorded.items() if store.version(t) != v}
