@@ -45,7 +45,9 @@ GRID: dict[str, tuple[dict, dict]] = {
     "MIDI only, midistats v1 (the scorer until issue 13)": ({"midi": "midistats:v1"}, {}),
     # Issue 13's scorer recipes, each adding one step to the row above it (fusion/train.py TrainConfig).
     "MIDI only, midistats v1, input rows only": ({"midi": "midistats:v1"}, {"skip_inputless": True}),
-    "MIDI only, midistats v1, input rows only, 5-member ensemble + temperature": (
+    "MIDI only, midistats v1, input rows only, 5-member ensemble of the inner members + temperature": (
+        {"midi": "midistats:v1"}, {"skip_inputless": True, "members": 5, "refit": False, "calibrate": True}),
+    "MIDI only, midistats v1, input rows only, 5-member ensemble refitted on every row + temperature": (
         {"midi": "midistats:v1"}, {"skip_inputless": True, "members": 5, "calibrate": True}),
     "MIDI only, midistats v1 (= train --preset scorer)": (PRESETS["scorer"].inputs, PRESETS["scorer"].overrides),
 }

@@ -34,9 +34,7 @@ from fusion.dataset import (
 )
 from fusion.errors import ModelError
 from fusion.export import export_onnx
-from fusion.ensemble import EnsembleModel, fit_temperature
 from fusion.metrics import Predictions, compute_metrics, metrics_block
-from fusion.quality import expected_calibration_error
 from fusion.model import FUSIONS, HEAD_SIZES, FusionConfig, FusionModel, InputSpec
 from fusion.runs import RunContents, load_run, new_run_id, publish_run, save_run
 
@@ -67,6 +65,9 @@ class TrainConfig:
     # > 1: a deep ensemble (fusion/ensemble.py). Member m trains on the training songs outside inner song
     # fold m and early-stops on that fold; the model averages the members' probabilities.
     members: int = 1
+    # Then train the members again on every training row, each for the median of the members' best epochs
+    # (the held-out members only choose that count and the temperatures): no training song is left unused.
+    refit: bool = True
     # Fit a temperature per head on the members' held-out inner folds (out-of-fold rows): needs members > 1.
     calibrate: bool = False
 
@@ -153,6 +154,8 @@ def _train_split(store, inputs, config: TrainConfig, data: FusionData, joined_id
     fusion_config = FusionConfig(specs, fusion=config.fusion, modality_dropout=config.modality_dropout,
                                  solo_dropout=config.solo_dropout)
     if config.members > 1:
+        from fusion.ensemble_train import train_ensemble  # it builds on this module's loop: imported here
+
         model, history, summary["best_epoch"], calibration = train_ensemble(
             fusion_config, data, train_idx, config, device, progress)
     else:
@@ -164,6 +167,8 @@ def _train_split(store, inputs, config: TrainConfig, data: FusionData, joined_id
     candidates = predict_midi_candidates(model, data, val_idx, config.batch_size)
     metrics = run_metrics(pred, sources, None if candidates is None else candidates[0])
     if calibration is not None:
+        from fusion.ensemble_train import uncalibrated_metrics
+
         metrics["calibration"] = {**calibration, **uncalibrated_metrics(model, data, val_idx, config.batch_size)}
     run_id = new_run_id(inputs, {**asdict(config), "fold": summary["fold"]})
     contents = RunContents(model, sources, versions, asdict(config), pred, logits["fused"], metrics, history, summary,
@@ -176,7 +181,10 @@ def _train_split(store, inputs, config: TrainConfig, data: FusionData, joined_id
 
 
 def fit(model: FusionModel, data: FusionData, train_idx, val_idx, config: TrainConfig, progress=None):
-    """The training loop; leaves the best epoch's weights in `model`. Returns (history, best_epoch)."""
+    """The training loop; leaves the best epoch's weights in `model`. Returns (history, best_epoch).
+
+    `val_idx` None: config.epochs epochs without validation or early stopping, the last epoch's weights kept.
+    """
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     rng = np.random.default_rng(config.seed)
     n_batches = max(1, len(train_idx) // config.batch_size)  # batches of batch_size..2*batch_size-1 rows
@@ -192,75 +200,22 @@ def fit(model: FusionModel, data: FusionData, train_idx, val_idx, config: TrainC
             loss.backward()
             optimizer.step()
             total += loss.item() * len(index)
-        pred, val_logits = predict(model, data, val_idx, config.batch_size)
-        overall = metrics_block(pred)
-        row = {
-            "epoch": epoch, "train_loss": total / len(train_idx),
-            "val_loss": loss_fn(val_logits, data, val_idx, "cpu").item(),
-            "val_mode_acc": overall["mode_acc"], "val_color_acc": overall["color_acc"],
-            "seconds": time.perf_counter() - started,
-        }
-        history.append(row)
+        row = {"epoch": epoch, "train_loss": total / len(train_idx)}
+        if val_idx is not None:
+            pred, val_logits = predict(model, data, val_idx, config.batch_size)
+            overall = metrics_block(pred)
+            row.update(val_loss=loss_fn(val_logits, data, val_idx, "cpu").item(), val_mode_acc=overall["mode_acc"],
+                       val_color_acc=overall["color_acc"])
+        history.append({**row, "seconds": time.perf_counter() - started})
         if progress:
-            progress(row)
-        score = validation_score(overall)
+            progress(history[-1])
+        score = validation_score(overall) if val_idx is not None else float(epoch)  # no validation: the last
         if score > best[0]:
             best = (score, epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
         elif epoch - best[1] >= config.patience:
             break
     model.load_state_dict(best[2])
     return history, best[1]
-
-
-def train_ensemble(fusion_config: FusionConfig, data: FusionData, train_idx: np.ndarray, config: TrainConfig,
-                   device, progress=None) -> tuple[EnsembleModel, list[dict], list[int], dict | None]:
-    """config.members members, each fitted on the training songs outside its inner song fold and early-stopped
-    on that fold; with config.calibrate, per-head temperatures fitted on those held-out rows (each predicted by
-    the one member that did not train on it). Returns (model, history, best epochs, calibration record)."""
-    inner = song_folds(data.song_ids[train_idx], data.colors[train_idx], config.members, config.seed)
-    model = EnsembleModel(fusion_config, config.members).to(device)
-    history, best_epochs, held_out = [], [], []
-    for m, (member, (fit_rows, held)) in enumerate(zip(model.members, inner)):
-        fit_rows, held = train_idx[fit_rows], train_idx[held]
-        member.fit_input_statistics(data.values, data.masks, fit_rows)
-        torch.manual_seed(config.seed + m)
-        on_epoch = None if progress is None else (lambda row, k=m: progress({**row, "member": k}))
-        rows, best = fit(member, data, fit_rows, held, replace(config, seed=config.seed + m), on_epoch)
-        history += [{**row, "member": m} for row in rows]
-        best_epochs.append(best)
-        held_out.append((held, predict(member, data, held, config.batch_size)[1]))
-    calibration = fit_head_temperatures(model, data, held_out) if config.calibrate else None
-    return model, history, best_epochs, calibration
-
-
-def fit_head_temperatures(model: EnsembleModel, data: FusionData, held_out: list) -> dict:
-    """Set the model's temperatures from its members' logits on the rows each held out; the record of it."""
-    rows = np.concatenate([index for index, _ in held_out])
-    logits = {head: torch.cat([out[head] for _, out in held_out]) for head in HEAD_SIZES}
-    targets = {"color": torch.from_numpy(data.color_targets[rows]),
-               **{dim: torch.from_numpy(data.soft_targets[dim][rows]) for dim in DIMENSIONS}}
-    temperatures = {head: fit_temperature(logits[head], targets[head]) for head in HEAD_SIZES}
-    model.set_temperatures(temperatures)
-    return {"temperatures": temperatures, "fitted_on_rows": int(len(rows)),
-            "fitted_on": "out-of-fold: each training row predicted by the member that held its song out"}
-
-
-def uncalibrated_metrics(model: EnsembleModel, data: FusionData, val_idx: np.ndarray, batch_size: int) -> dict:
-    """Validation colour ECE (full rows, MIDI candidates) and MIDI-candidate colour accuracy with every
-    temperature at 1: the before of temperature scaling, beside the calibrated numbers of the metrics."""
-    saved = model.temperatures.clone()
-    model.temperatures.fill_(1.0)
-    try:
-        pred, _ = predict(model, data, val_idx, batch_size)
-        candidates = predict_midi_candidates(model, data, val_idx, batch_size)
-    finally:
-        model.temperatures.copy_(saved)
-    out = {"color_ece_uncalibrated": expected_calibration_error(pred.probs["color"], pred.targets["color"])}
-    if candidates is not None:
-        cand = candidates[0]
-        out["cand_color_ece_uncalibrated"] = expected_calibration_error(cand.probs["color"], cand.targets["color"])
-        out["cand_color_acc_uncalibrated"] = float(np.mean(cand.probs["color"].argmax(1) == cand.targets["color"]))
-    return out
 
 
 def validation_score(overall: dict) -> float:

@@ -10,7 +10,7 @@ from torch.nn import functional as F
 
 from encoders.job import EncodeConfig, run_encode
 from featurestore.taxonomy import DIMENSIONS
-from fusion import train as train_module
+from fusion import ensemble_train
 from fusion.candidates import chromatic_match
 from fusion.ensemble import EnsembleModel, fit_temperature, model_checkpoint, model_from_checkpoint
 from fusion.errors import ModelError
@@ -93,7 +93,7 @@ def scorer_run(tmp_path_factory):
         return 2.5 if logits.shape[-1] == HEAD_SIZES["color"] else 1.0
 
     patch = pytest.MonkeyPatch()
-    patch.setattr(train_module, "fit_temperature", fixed_temperature)
+    patch.setattr(ensemble_train, "fit_temperature", fixed_temperature)
     try:
         config = TrainConfig(epochs=3, batch_size=16, threads=1, skip_inputless=True, members=2, calibrate=True)
         result = train(store, {"midi": "midistats:v1"}, config)
@@ -126,6 +126,8 @@ def test_temperature_is_fitted_out_of_fold_stored_and_used_by_the_scorer(scorer_
         result.summary["train"]  # every training row once: each predicted by the member that held it out
     assert calibration["cand_color_ece_uncalibrated"] is not None
     assert len(manifest["best_epoch"]) == 2 and manifest["export"]["parity_max_abs_diff"] <= 1e-4
+    refit = [row for row in result.history if row.get("refit")]  # the kept members: every training row
+    assert len(refit) == 2 * max(1, int(np.median(manifest["best_epoch"]))) and "val_loss" not in refit[0]
 
     view = pq.read_table(result.run_dir / VAL_MIDI_CANDIDATES).to_pylist()
     rows = {r["segment_id"]: r["midi"] for r in store.read("media").to_pylist()}
