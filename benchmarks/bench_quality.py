@@ -42,14 +42,13 @@ GRID: dict[str, tuple[dict, dict]] = {
     "all, midistats v1": ({**AUDIO, "midi": "midistats:v1", **TEXT}, {}),
     "text only": (TEXT, {}),
     "MIDI only, pianoroll": ({"midi": "pianoroll:v1"}, {}),
-    "MIDI only, midistats v1 (the scorer until issue 13)": ({"midi": "midistats:v1"}, {}),
-    # Issue 13's scorer recipes, each adding one step to the row above it (fusion/train.py TrainConfig).
+    "MIDI only, midistats v1 (= train --preset scorer)": (PRESETS["scorer"].inputs, PRESETS["scorer"].overrides),
+    # Issue 13's candidate scorer recipes (fusion/train.py TrainConfig); none beat the preset (BENCHMARKS.md).
     "MIDI only, midistats v1, input rows only": ({"midi": "midistats:v1"}, {"skip_inputless": True}),
     "MIDI only, midistats v1, input rows only, 5-member ensemble of the inner members + temperature": (
         {"midi": "midistats:v1"}, {"skip_inputless": True, "members": 5, "refit": False, "calibrate": True}),
     "MIDI only, midistats v1, input rows only, 5-member ensemble refitted on every row + temperature": (
         {"midi": "midistats:v1"}, {"skip_inputless": True, "members": 5, "calibrate": True}),
-    "MIDI only, midistats v1 (= train --preset scorer)": (PRESETS["scorer"].inputs, PRESETS["scorer"].overrides),
 }
 ENCODINGS = (("spectral", "v1", {}, ("audio",)), ("pianoroll", "v1", {}, ("midi",)),
              ("midistats", "v1", {}, ("midi",)),
@@ -75,15 +74,14 @@ def table_row(name: str, summary: dict, seconds: float) -> str:
 
 
 def calibration_note(name: str, records: list[dict]) -> str:
-    """One line on a calibrated row: its temperatures and ECE before/after, mean ± sd over folds."""
-    def spread(key: str, source=None) -> str:
-        values = [(source or (lambda r: r.get(key)))(r) for r in records]
-        values = [v for v in values if v is not None]
+    """One line on a calibrated row: its colour temperature and the numbers before it, mean ± sd over folds."""
+    def spread(key: str) -> str:
+        values = [r[key] for r in records if r.get(key) is not None]
         return mean_sd_text(float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else None)
 
-    return (f"- *{name}*: colour temperature {spread('', lambda r: r['temperatures']['color'])}; "
-            f"uncalibrated (every temperature 1) ECE {spread('color_ece_uncalibrated')}, "
-            f"MIDI-cand ECE {spread('cand_color_ece_uncalibrated')}, "
+    records = [{**r, "color_temperature": r["temperatures"]["color"]} for r in records]
+    return (f"- *{name}*: colour temperature {spread('color_temperature')}; with every temperature 1: "
+            f"ECE {spread('color_ece_uncalibrated')}, MIDI-cand ECE {spread('cand_color_ece_uncalibrated')}, "
             f"MIDI-cand colour {spread('cand_color_acc_uncalibrated')}.")
 
 
