@@ -10,8 +10,11 @@ def _epoch_line(row: dict, epochs: int) -> str:
     def pct(value):
         return "  n/a" if value is None else f"{100 * value:5.1f}"
 
-    return (f"epoch {row['epoch']:>3}/{epochs}  train loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  "
-            f"mode acc {pct(row['val_mode_acc'])}%  colour acc {pct(row['val_color_acc'])}%  {row['seconds']:.1f}s")
+    # Ensemble members are tagged; a refitted member trains a fixed number of epochs with no validation.
+    member = "" if row.get("member") is None else f"member {row['member']}{' refit' if row.get('refit') else ''}  "
+    val = "" if row.get("val_loss") is None else (
+        f"val loss {row['val_loss']:.4f}  mode acc {pct(row['val_mode_acc'])}%  colour acc {pct(row['val_color_acc'])}%  ")
+    return f"{member}epoch {row['epoch']:>3}/{epochs}  train loss {row['train_loss']:.4f}  {val}{row['seconds']:.1f}s"
 
 
 def print_epoch(row: dict, epochs: int) -> None:

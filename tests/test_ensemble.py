@@ -158,3 +158,13 @@ def _encoder_input(candidate):
     from fusion.candidates import as_candidate, encoder_input
 
     return encoder_input(as_candidate(candidate, 0), "midi")
+
+
+def test_progress_lines_name_members_and_refits_without_validation():
+    from render.training import _epoch_line
+
+    inner = {"epoch": 3, "train_loss": 1.0, "val_loss": 1.2, "val_mode_acc": 0.5, "val_color_acc": None,
+             "seconds": 0.1, "member": 1}
+    assert _epoch_line(inner, 30).startswith("member 1  epoch   3/30") and "colour acc   n/a%" in _epoch_line(inner, 30)
+    refit = {"epoch": 4, "train_loss": 0.9, "seconds": 0.1, "member": 0, "refit": True}
+    assert _epoch_line(refit, 30) == "member 0 refit  epoch   4/30  train loss 0.9000  0.1s"
