@@ -19,7 +19,7 @@ from fusion.model import HEAD_SIZES, FusionConfig, FusionModel
 from fusion.presets import SCORER_ENCODING
 from fusion.runs import load_run
 from fusion.scorer import ChromaticScorer
-from fusion.train import TrainConfig, train
+from fusion.train import TrainConfig, evaluate_run, train
 from test_fusion import SPECS, random_inputs
 from tinydata import midi_bytes
 
@@ -114,6 +114,14 @@ def test_inputless_rows_are_skipped_with_a_reason_and_counted(scorer_run):
     assert summary["train"] + summary["val"] == len(segments) - len(without_midi)
     val = pq.read_table(result.run_dir / VAL_PREDICTIONS).to_pylist()
     assert val and all(row["midi_mask"] for row in val)
+
+
+def test_eval_rebuilds_the_ensemble_and_its_input_rows(scorer_run):
+    store, result, _ = scorer_run
+    again = evaluate_run(store, result.run_id)
+    assert again.metrics["overall"] == pytest.approx(result.metrics["overall"])
+    assert again.metrics["fitness"]["midi_candidates"]["color_ece"] == pytest.approx(
+        result.metrics["fitness"]["midi_candidates"]["color_ece"])
 
 
 def test_temperature_is_fitted_out_of_fold_stored_and_used_by_the_scorer(scorer_run):
