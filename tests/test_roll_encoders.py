@@ -3,6 +3,9 @@ independence, ONNX export and the scorer round trip of a MIDI-only run trained w
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -126,3 +129,19 @@ def test_temporal_run_exports_and_the_scorer_matches_the_midi_candidate_view(mid
     for v, match in zip(view, expected):
         assert results[v["segment_id"]].error is None
         assert results[v["segment_id"]].match == pytest.approx(float(match), abs=1e-5)
+
+
+def test_cli_train_takes_the_tensor_encoder_and_refuses_an_unknown_one(tiny_store):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    run_encode(tiny_store, EncodeConfig("pianoroll", "v1", params={"steps": "32"}, workers=0))
+    runner = CliRunner()
+    common = ["train", "--midi", "pianoroll:v1", "--epochs", "1", "--store", tiny_store.uri]
+    done = runner.invoke(app, [*common, "--tensor-encoder", "chroma", "--json"])
+    assert done.exit_code == 0, done.output
+    manifest = json.loads((Path(json.loads(done.stdout)["run_dir"]) / "manifest.json").read_text())
+    assert manifest["model"]["tensor_encoder"] == "chroma" and manifest["training"]["tensor_encoder"] == "chroma"
+    refused = runner.invoke(app, [*common, "--tensor-encoder", "lstm"])
+    assert refused.exit_code == 2 and "unknown tensor encoder 'lstm'" in refused.output
