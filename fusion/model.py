@@ -136,6 +136,7 @@ class TensorEncoder(nn.Module):
 def tensor_encoder(config: FusionConfig, shape: tuple[int, ...]) -> nn.Module:
     if config.tensor_encoder == "cnn2d":
         return TensorEncoder(config.cnn_channels, config.embed_dim, config.cnn_time_pool)
+    # cnn_time_pool too: at the stored 100 ms these read no better (BENCHMARKS.md, MIDI representations).
     return TemporalRollEncoder(shape[0], config.embed_dim, config.tensor_encoder == "chroma", config.cnn_time_pool)
 
 

@@ -13,11 +13,14 @@ voicings) and the key are mostly lost. These encoders read the roll as music:
 
 Both add note onsets (where a pitch's level rises from one step to the next:
 the stored roll merges back-to-back notes, so onsets carry the rhythm) as a
-second block of channels, run dilated 1-D convolutions (receptive field ~3 s
-at 100 ms steps), then pool over time with mean and max. The pooling covers only
-the steps up to the last sounding one: a roll is padded with silence past its
-segment's end, and a mean over that padding would depend on segment length.
-Every op is per sample (no BatchNorm) and exports to ONNX.
+second block of channels, max-pool time by `cnn_time_pool` (2: 200 ms steps), map
+each step's chord to a vector (a pointwise conv), run dilated 1-D convolutions
+(receptive field ~6 s), then pool over time with mean and max. Everything after
+the last sounding step is zeroed after every layer and left out of the pooling:
+a roll is padded with silence past its segment's end, and a summary over that
+padding would depend on the segment's length. Every op is per sample (no
+BatchNorm) and exports to ONNX. Measured against `cnn2d` and `midistats` in
+BENCHMARKS.md ("Model quality", "MIDI representations").
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 PITCH_CLASSES = 12
+PITCHES = 128  # MIDI note numbers; a taller roll holds a drum block after them
 
 
 def onsets(roll: torch.Tensor) -> torch.Tensor:
@@ -36,16 +40,29 @@ def onsets(roll: torch.Tensor) -> torch.Tensor:
 
 
 def octaves(pitches: int) -> int:
-    """Register bands of a roll with `pitches` rows: 11 for MIDI's 128 (octaves -1..9)."""
+    """Register bands of a roll with `pitches` pitched rows: 11 for MIDI's 128 (octaves -1..9)."""
     return -(-pitches // PITCH_CLASSES)
 
 
 def fold_chroma(roll: torch.Tensor) -> torch.Tensor:
-    """[B, P, T] -> [B, 12 + octaves(P), T]: pitch-class and register profiles per step (max-folded)."""
-    batch, pitches, steps = roll.shape
-    padded = F.pad(roll, (0, 0, 0, octaves(pitches) * PITCH_CLASSES - pitches))
+    """[B, P, T] -> [B, 12 + octaves + drum rows, T]: pitch-class and register profiles per step (max-folded).
+
+    Only rows 0..127 are pitches. A roll with drums kept apart (`pianoroll drums=separate`, 256 rows)
+    has its drum block after them: drum note numbers name instruments (kick, snare), not pitches,
+    so those rows pass through unfolded.
+    """
+    batch, rows, steps = roll.shape
+    pitches = min(rows, PITCHES)
+    padded = F.pad(roll[:, :pitches], (0, 0, 0, octaves(pitches) * PITCH_CLASSES - pitches))
     grid = padded.reshape(batch, octaves(pitches), PITCH_CLASSES, steps)
-    return torch.cat([grid.amax(dim=1), grid.amax(dim=2)], dim=1)
+    drums = [roll[:, PITCHES:]] if rows > PITCHES else []  # shapes are static: no empty tensor in the export
+    return torch.cat([grid.amax(dim=1), grid.amax(dim=2), *drums], dim=1)
+
+
+def folded_rows(rows: int) -> int:
+    """Channels of `fold_chroma` for a roll of `rows` rows."""
+    pitches = min(rows, PITCHES)
+    return PITCH_CLASSES + octaves(pitches) + rows - pitches
 
 
 def sounding_steps(roll: torch.Tensor) -> torch.Tensor:
@@ -69,7 +86,7 @@ class TemporalRollEncoder(nn.Module):
         super().__init__()
         self.fold = fold
         self.pool = nn.MaxPool1d(time_pool) if time_pool > 1 else nn.Identity()
-        per_block = PITCH_CLASSES + octaves(pitches) if fold else pitches
+        per_block = folded_rows(pitches) if fold else pitches
         # A pointwise layer first: each step's chord (levels and onsets) becomes a `width` vector,
         # so the temporal filters after it cost the same whatever the roll's height.
         self.convs = nn.ModuleList([nn.Conv1d(2 * per_block, width, 1)] + [

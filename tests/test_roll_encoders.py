@@ -145,3 +145,15 @@ def test_cli_train_takes_the_tensor_encoder_and_refuses_an_unknown_one(tiny_stor
     assert manifest["model"]["tensor_encoder"] == "chroma" and manifest["training"]["tensor_encoder"] == "chroma"
     refused = runner.invoke(app, [*common, "--tensor-encoder", "lstm"])
     assert refused.exit_code == 2 and "unknown tensor encoder 'lstm'" in refused.output
+
+
+def test_chroma_keeps_a_separate_drum_block_out_of_the_pitch_classes():
+    roll = torch.zeros(1, 256, 2)
+    roll[0, 128 + 38, 0] = 1.0  # a snare (GM 38) in the drum block of `drums=separate`
+    roll[0, 62, 1] = 1.0  # D4: pitch class 2
+    folded = fold_chroma(roll)[0]
+    assert folded.shape == (12 + 11 + 128, 2)
+    assert folded[:23, 0].sum() == 0 and folded[23 + 38, 0] == 1.0  # not pitch class 2
+    assert folded[2, 1] == 1.0 and folded[23:, 1].sum() == 0
+    with torch.no_grad():
+        assert TemporalRollEncoder(256, 16, True, 2, width=8)(roll).shape == (1, 16)
