@@ -60,9 +60,7 @@ class FusionConfig:
             raise ModelError("a fusion model needs at least one input")
         if self.fusion not in FUSIONS:
             raise ModelError(f"unknown fusion {self.fusion!r}; expected one of {', '.join(FUSIONS)}")
-        if self.tensor_encoder not in TENSOR_ENCODERS:
-            raise ModelError(f"unknown tensor encoder {self.tensor_encoder!r}; "
-                             f"expected one of {', '.join(TENSOR_ENCODERS)}")
+        check_tensor_encoder(self.tensor_encoder)
         for spec in self.inputs:
             if spec.kind not in KINDS or (spec.kind == "tensor" and len(spec.shape) != 2):
                 raise ModelError(
@@ -80,6 +78,11 @@ class FusionConfig:
         for key in ("hidden_dims", "cnn_channels"):
             data[key] = tuple(data[key])
         return cls(**data)
+
+
+def check_tensor_encoder(name: str) -> None:
+    if name not in TENSOR_ENCODERS:
+        raise ModelError(f"unknown tensor encoder {name!r}; expected one of {', '.join(TENSOR_ENCODERS)}")
 
 
 class Standardize(nn.Module):

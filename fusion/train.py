@@ -27,7 +27,7 @@ from fusion.dataset import FusionData, build_dataset, song_folds, split_by_song,
 from fusion.errors import ModelError
 from fusion.export import export_onnx
 from fusion.metrics import Predictions, compute_metrics, metrics_block
-from fusion.model import FUSIONS, HEAD_SIZES, TENSOR_ENCODERS, FusionConfig, FusionModel, InputSpec
+from fusion.model import FUSIONS, HEAD_SIZES, FusionConfig, FusionModel, InputSpec, check_tensor_encoder
 from fusion.runs import RunContents, load_run, new_run_id, publish_run, save_run
 
 ProgressFn = Callable[[dict], None]  # called once per epoch with that epoch's history row
@@ -69,9 +69,7 @@ class TrainConfig:
             )
         if self.fusion not in FUSIONS:
             raise ModelError(f"unknown fusion {self.fusion!r}; expected one of {', '.join(FUSIONS)}")
-        if self.tensor_encoder not in TENSOR_ENCODERS:
-            raise ModelError(f"unknown tensor encoder {self.tensor_encoder!r}; "
-                             f"expected one of {', '.join(TENSOR_ENCODERS)}")
+        check_tensor_encoder(self.tensor_encoder)
 
 
 @dataclass(frozen=True)
