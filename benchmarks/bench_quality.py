@@ -40,6 +40,11 @@ GRID: dict[str, tuple[dict, dict]] = {
     "all, midistats v1": ({**AUDIO, "midi": "midistats:v1", **TEXT}, {}),
     "text only": (TEXT, {}),
     "MIDI only, pianoroll": ({"midi": "pianoroll:v1"}, {}),
+    "MIDI only, pianoroll conv1d": ({"midi": "pianoroll:v1"}, {"tensor_encoder": "conv1d"}),
+    "MIDI only, pianoroll chroma": ({"midi": "pianoroll:v1"}, {"tensor_encoder": "chroma"}),
+    "MIDI only, pianoroll, batch 32": ({"midi": "pianoroll:v1"}, {"batch_size": 32}),
+    "MIDI only, pianoroll chroma, batch 32": ({"midi": "pianoroll:v1"}, {"tensor_encoder": "chroma", "batch_size": 32}),
+    "MIDI only, midistats v1, batch 32": (PRESETS["scorer"].inputs, {**PRESETS["scorer"].overrides, "batch_size": 32}),
     "MIDI only, midistats v1 (= train --preset scorer)": (PRESETS["scorer"].inputs, PRESETS["scorer"].overrides),
 }
 ENCODINGS = (("spectral", "v1", {}, ("audio",)), ("pianoroll", "v1", {}, ("midi",)),

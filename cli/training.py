@@ -11,6 +11,10 @@ import render
 from cli.app import (AudioSpecOpt, ConceptSpecOpt, DeviceOpt, FoldsOpt, JsonOpt, LyricsSpecOpt, MidiSpecOpt,
                      ModalityDropoutOpt, SoloDropoutOpt, StoreOpt, app, friendly_errors, given, open_store)
 
+TensorEncoderOpt = Annotated[Optional[str], typer.Option(
+    help="How a piano roll is read: cnn2d (an image CNN), conv1d (pitches as channels of a temporal conv) "
+    "or chroma (pitch class x register, then a temporal conv); see fusion/roll_encoders.py.")]
+
 
 @app.command("train")
 @friendly_errors
@@ -35,6 +39,7 @@ def train_command(
     folds: FoldsOpt = None,
     modality_dropout: ModalityDropoutOpt = None,
     solo_dropout: SoloDropoutOpt = None,
+    tensor_encoder: TensorEncoderOpt = None,
     preset: Annotated[Optional[str], typer.Option(
         help="A named recipe that sets the inputs (and its training settings): 'scorer' trains the model "
         "to score MIDI candidates with.")] = None,
@@ -57,7 +62,8 @@ def train_command(
     inputs = _given_inputs(audio, midi, lyrics, concept)
     config = TrainConfig(**given(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
                                  val_fraction=val_fraction, folds=folds, seed=seed, fusion=fusion, device=device,
-                                 threads=threads, modality_dropout=modality_dropout, solo_dropout=solo_dropout))
+                                 threads=threads, modality_dropout=modality_dropout, solo_dropout=solo_dropout,
+                                 tensor_encoder=tensor_encoder))
     if preset is not None:
         inputs, config = _apply_preset(preset, inputs, config)
     results = train_folds(open_store(store, create=False), inputs, config,
@@ -170,6 +176,7 @@ def compare_command(
     folds: FoldsOpt = None,
     modality_dropout: ModalityDropoutOpt = None,
     solo_dropout: SoloDropoutOpt = None,
+    tensor_encoder: TensorEncoderOpt = None,
     store: StoreOpt = None,
     json_out: JsonOpt = False,
 ):
@@ -188,7 +195,7 @@ def compare_command(
     options = {"audio": audio, "midi": midi, "lyrics": lyrics, "concept": concept}
     grid = {name: _version_list(value) for name, value in options.items() if value is not None}
     config = TrainConfig(**given(epochs=epochs, seed=seed, folds=folds, modality_dropout=modality_dropout,
-                                 solo_dropout=solo_dropout), threads=1)
+                                 solo_dropout=solo_dropout, tensor_encoder=tensor_encoder), threads=1)
     progress = render.CompareProgress(config.epochs * config.folds)
     with progress.bar:
         rows = compare(open_store(store, create=False), grid, config, progress=progress)

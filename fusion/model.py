@@ -18,8 +18,12 @@ from torch.nn import functional as F
 
 from fusion.errors import ModelError
 from fusion.layout import HEAD_LABELS
+from fusion.roll_encoders import TemporalRollEncoder
 
 FUSIONS = ("concat", "gated")
+# How a tensor input (a piano roll) is encoded: cnn2d (TensorEncoder, below) or the
+# temporal encoders of fusion/roll_encoders.py.
+TENSOR_ENCODERS = ("cnn2d", "conv1d", "chroma")
 KINDS = ("vector", "tensor")
 HEAD_SIZES: dict[str, int] = {head: len(labels) for head, labels in HEAD_LABELS.items()}
 
@@ -48,6 +52,7 @@ class FusionConfig:
     # 100 ms becomes 128 steps at 200 ms. Which notes sound survives a max, and the
     # CNN costs half as much.
     cnn_time_pool: int = 2
+    tensor_encoder: str = "cnn2d"
     gate_hidden: int = 64
 
     def __post_init__(self):
@@ -55,6 +60,7 @@ class FusionConfig:
             raise ModelError("a fusion model needs at least one input")
         if self.fusion not in FUSIONS:
             raise ModelError(f"unknown fusion {self.fusion!r}; expected one of {', '.join(FUSIONS)}")
+        check_tensor_encoder(self.tensor_encoder)
         for spec in self.inputs:
             if spec.kind not in KINDS or (spec.kind == "tensor" and len(spec.shape) != 2):
                 raise ModelError(
@@ -72,6 +78,11 @@ class FusionConfig:
         for key in ("hidden_dims", "cnn_channels"):
             data[key] = tuple(data[key])
         return cls(**data)
+
+
+def check_tensor_encoder(name: str) -> None:
+    if name not in TENSOR_ENCODERS:
+        raise ModelError(f"unknown tensor encoder {name!r}; expected one of {', '.join(TENSOR_ENCODERS)}")
 
 
 class Standardize(nn.Module):
@@ -125,15 +136,20 @@ class TensorEncoder(nn.Module):
         return self.project(self.conv(x.unsqueeze(1)).flatten(1))
 
 
+def tensor_encoder(config: FusionConfig, shape: tuple[int, ...]) -> nn.Module:
+    if config.tensor_encoder == "cnn2d":
+        return TensorEncoder(config.cnn_channels, config.embed_dim, config.cnn_time_pool)
+    # cnn_time_pool too: at the stored 100 ms these read no better (BENCHMARKS.md, MIDI representations).
+    return TemporalRollEncoder(shape[0], config.embed_dim, config.tensor_encoder == "chroma", config.cnn_time_pool)
+
+
 class FusionModel(nn.Module):
     def __init__(self, config: FusionConfig):
         super().__init__()
         self.config = config
         embed = config.embed_dim
         self.encoders = nn.ModuleList(
-            TensorEncoder(config.cnn_channels, embed, config.cnn_time_pool)
-            if s.kind == "tensor"
-            else vector_encoder(math.prod(s.shape), embed)
+            tensor_encoder(config, s.shape) if s.kind == "tensor" else vector_encoder(math.prod(s.shape), embed)
             for s in config.inputs
         )
         # One learned "absent" embedding per input: absence is not the same as a silent/empty input.

@@ -27,7 +27,7 @@ from fusion.dataset import FusionData, build_dataset, song_folds, split_by_song,
 from fusion.errors import ModelError
 from fusion.export import export_onnx
 from fusion.metrics import Predictions, compute_metrics, metrics_block
-from fusion.model import FUSIONS, HEAD_SIZES, FusionConfig, FusionModel, InputSpec
+from fusion.model import FUSIONS, HEAD_SIZES, FusionConfig, FusionModel, InputSpec, check_tensor_encoder
 from fusion.runs import RunContents, load_run, new_run_id, publish_run, save_run
 
 ProgressFn = Callable[[dict], None]  # called once per epoch with that epoch's history row
@@ -44,6 +44,7 @@ class TrainConfig:
     folds: int = 1  # > 1: song-grouped K-fold, one run per fold (train_folds); val_fraction is then unused
     seed: int = 0
     fusion: str = "concat"
+    tensor_encoder: str = "cnn2d"  # see FusionConfig.tensor_encoder
     modality_dropout: float = 0.15
     solo_dropout: float = 0.3  # see FusionConfig.solo_dropout (measured in BENCHMARKS.md "Model quality")
     device: str = "cpu"
@@ -68,6 +69,7 @@ class TrainConfig:
             )
         if self.fusion not in FUSIONS:
             raise ModelError(f"unknown fusion {self.fusion!r}; expected one of {', '.join(FUSIONS)}")
+        check_tensor_encoder(self.tensor_encoder)
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,7 @@ def _train_split(store, inputs, config: TrainConfig, data: FusionData, joined_id
     (sources, versions), (train_idx, val_idx) = joined_identity, split
     specs = tuple(InputSpec(s.input, s.kind, s.shape) for s in sources.values())
     model = FusionModel(FusionConfig(specs, fusion=config.fusion, modality_dropout=config.modality_dropout,
-                                     solo_dropout=config.solo_dropout))
+                                     solo_dropout=config.solo_dropout, tensor_encoder=config.tensor_encoder))
     model.fit_input_statistics(data.values, data.masks, train_idx)
     model.to(device)
     history, summary["best_epoch"] = fit(model, data, train_idx, val_idx, config, progress)
