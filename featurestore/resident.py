@@ -55,6 +55,11 @@ class ResidentVectors:
         """Built on the first single query (featurestore/subspace.py); a subset takes its parent's rows of it."""
         return SubspaceBound.build(self.unit)
 
+    @property
+    def work_per_row(self) -> float:
+        """One query's work per row relative to the full product (1.0 without a bound; builds the bound)."""
+        return 1.0 if self.bound is None else min(1.0, self.bound.work_per_row(self.unit.shape[1]))
+
     def subset(self, addrs: np.ndarray) -> ResidentVectors:
         """The rows at these row addresses (those held here), copied: a product over a contiguous copy is as
         fast as over vectors read alone, a gather per query would cost as much again."""

@@ -218,7 +218,7 @@ class Searcher:
         if candidates is not None and candidates.size == 0:
             return [[] for _ in vectors]
         self._uses[search_filter] += count
-        if self._searches_exactly(search_filter, candidates, exact, limit):
+        if self._searches_exactly(search_filter, candidates, exact, limit, count):
             return self._exact(vectors, limit, search_filter, candidates)
         allow = None if candidates is None else candidates.allow
         hits = ann_query(self._features, vectors, limit, self._nprobes(candidates), self.settings.refine_factor, allow)
@@ -232,7 +232,8 @@ class Searcher:
         return hits
 
     # -- choosing exact or ANN --------------------------------------------------------------
-    def _searches_exactly(self, search_filter: SearchFilter, candidates: Candidates | None, exact, limit: int) -> bool:
+    def _searches_exactly(self, search_filter: SearchFilter, candidates: Candidates | None, exact, limit: int,
+                          count: int = 1) -> bool:
         if exact:
             return True
         if self.space.standardised:
@@ -254,17 +255,27 @@ class Searcher:
         size = self._candidate_count(candidates)
         if size < self.settings.exact_below:
             return True
-        in_ram = self._resident.get(search_filter) is not None
+        resident = self._resident.get(search_filter)
         # A set searched again is worth reading into RAM (a one-off query is not: the read costs ~20 us a row).
         worth_reading = self._uses[search_filter] > 1 and self._resident.fits(size, self.dim)
         masked = candidates is not None
-        return (in_ram or worth_reading) and self.exact_is_cheaper(size, self._nprobes(candidates), limit, masked)
+        # In RAM, one query's product may be pruned by the set's subspace bound (featurestore/subspace.py).
+        work = resident.work_per_row if resident is not None and count == 1 else 1.0  # batches: one GEMM
+        return ((resident is not None or worth_reading)
+                and self.exact_is_cheaper(size, self._nprobes(candidates), limit, masked, work))
 
-    def exact_is_cheaper(self, candidates: int, nprobes: int, limit: int, masked: bool = True) -> bool:
+    def exact_is_cheaper(self, candidates: int, nprobes: int, limit: int, masked: bool = True,
+                         work_per_row: float = 1.0) -> bool:
         """The cost model for this table (see `exact_is_cheaper`)."""
         index = self._ann_index()
-        return exact_is_cheaper(self.settings, len(self._present_rows()[1]), self.dim, index.partitions,
-                                index.sub_vectors, candidates, nprobes, limit, masked)
+        return exact_is_cheaper(self.settings, len(self._present_rows()[1]), self.dim * work_per_row,
+                                index.partitions, index.sub_vectors, candidates, nprobes, limit, masked)
+
+    def preload(self) -> int:
+        """Read the whole table's vectors into RAM now (within `resident_mb`), so that later exact queries,
+        unfiltered ones included, never wait for a read; -> bytes held (0 when it does not fit the budget)."""
+        table = self._resident.get(NO_FILTER) or self._read_into_ram(NO_FILTER, None)
+        return 0 if table is None else table.nbytes
 
     def _ann_index(self):
         if self._index is _NOT_LOOKED_UP:

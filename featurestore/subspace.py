@@ -38,6 +38,8 @@ class SubspaceBound:
     basis: np.ndarray  # [dim, p] orthonormal columns
     coarse: np.ndarray  # [n, p] the rows in the subspace
     residual: np.ndarray  # [n] length of each row's part outside it
+    # Share of the rows scored in full, measured on a few of the rows as queries (1.0: none ruled out).
+    full_share: float = 1.0
 
     @classmethod
     def build(cls, unit: np.ndarray, seed: int = 0) -> SubspaceBound | None:
@@ -51,7 +53,20 @@ class SubspaceBound:
         _, _, vt = np.linalg.svd(rows.astype(np.float64), full_matrices=False)
         basis = np.ascontiguousarray(vt[:rank].T, dtype=np.float32)
         coarse = np.ascontiguousarray(unit @ basis)
-        return cls(basis, coarse, _outside(unit, coarse))
+        bound = cls(basis, coarse, _outside(unit, coarse))
+        return SubspaceBound(basis, coarse, bound.residual, bound.measured_share(unit, seed))
+
+    def measured_share(self, unit: np.ndarray, seed: int = 0, queries: int = 8, limit: int = 10) -> float:
+        """Mean share of rows scored in full for `queries` of the rows themselves as queries (a fallback to the
+        full product counts 1.0): what a search cost model can expect of this bound."""
+        picks = np.random.default_rng(seed + 1).choice(len(unit), min(queries, len(unit)), replace=False)
+        shares = [1.0 if (found := self.best_rows(unit, unit[i], limit)) is None else len(found[0]) / len(unit)
+                  for i in picks]
+        return float(np.mean(shares))
+
+    def work_per_row(self, dim: int) -> float:
+        """Multiply-adds per row of one query, in units of the full product's `dim`."""
+        return (self.basis.shape[1] + self.full_share * dim) / dim
 
     @property
     def nbytes(self) -> int:
@@ -61,7 +76,7 @@ class SubspaceBound:
         """The bound of a subset of the rows (same subspace, nothing recomputed)."""
         if len(positions) < MIN_ROWS:
             return None
-        return SubspaceBound(self.basis, self.coarse[positions], self.residual[positions])
+        return SubspaceBound(self.basis, self.coarse[positions], self.residual[positions], self.full_share)
 
     def best_rows(self, unit: np.ndarray, query: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray] | None:
         """(row positions, their full scores u·q): every row that can be among the `limit` best, and a few

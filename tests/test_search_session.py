@@ -258,3 +258,25 @@ def test_cost_model_sends_colour_sets_to_ram_and_the_whole_table_to_the_index():
     # A mask makes the index dearer, so a set of the same size goes to RAM sooner with one than without.
     assert sum(cheaper(n, 48) for n in range(5_000, 200_001, 5_000)) >= sum(
         cheaper(n, 48, masked=False) for n in range(5_000, 200_001, 5_000))
+
+
+def test_a_pruned_product_in_ram_beats_the_index_where_the_full_product_does_not():
+    from featurestore.search import DEFAULT_SETTINGS, exact_is_cheaper
+
+    def cheaper(work_per_row: float) -> bool:  # the benchmark's shape, no filter: 20 of 48 partitions probed
+        return exact_is_cheaper(DEFAULT_SETTINGS, 200_000, 512 * work_per_row, 48, 64, 200_000, 20, 10, False)
+
+    assert not cheaper(1.0) and cheaper(0.13)  # the subspace bound's product (1/8) plus a few rows in full
+
+
+def test_preload_holds_the_table_and_unfiltered_answers_stay_exact(indexed):
+    store, _ = indexed
+    session = Searcher(store, TABLE)
+    held = session.preload()
+    assert held > 0 and session._resident.get(SearchFilter()) is not None
+    assert session.preload() == held  # already in RAM: nothing read again
+    truth = Searcher(store, TABLE)
+    for query in ("seg00007", "seg01234", "seg02500"):
+        found, expected = session.search(query, 10), truth.search(query, 10, exact=True)
+        assert [n.segment_id for n in found] == [n.segment_id for n in expected]
+    assert Searcher(store, TABLE, SearchSettings(resident_mb=0)).preload() == 0  # over the budget: nothing held
