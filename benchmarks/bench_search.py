@@ -317,17 +317,20 @@ def cost_runs(store: Store, queries, vectors, repeats: int = 20) -> dict:
         rows.append({"colors": len(colors) or 8, "candidates": size, "nprobes": probes,
                      "probed_rows": len(session._present_rows()[1]) * share,
                      "allowed_probed": size * share if colors else 0.0, "sub_vectors": index.sub_vectors,
-                     "default_picks_exact": session.exact_is_cheaper(size, probes, K, bool(colors)),
+                     "work_per_row": session._resident.get(flt).work_per_row,  # < 1: the subspace bound prunes
+                     "default_picks_exact": session.exact_is_cheaper(size, probes, K, bool(colors),
+                                                                     session._resident.get(flt).work_per_row),
                      **{name: ms(v, 50) for name, v in lat.items()}})
     return {"rows": rows, "fit": fit_cost_model(rows)}
 
 
 def fit_cost_model(rows: list[dict]) -> dict:
-    """SearchSettings' cost constants from cost_runs' p50s (ms): exact = n * dim * e (median over the rows);
+    """SearchSettings' cost constants from cost_runs' p50s (ms): exact = n * dim * work * e (median over the rows;
+    work: the share of the full product the subspace bound leaves);
     index = F + (probed rows * c + allowed rows in them * a) * sub_vectors + k * refine_factor * r (NNLS)."""
     from scipy.optimize import nnls
 
-    exact = float(np.median([r["exact"] * 1e6 / (r["candidates"] * DIM) for r in rows]))
+    exact = float(np.median([r["exact"] * 1e6 / (r["candidates"] * DIM * r.get("work_per_row", 1.0)) for r in rows]))
     design, target = [], []
     for r in rows:
         for rf, name in ((1, "index_rf1"), (DEFAULT_SETTINGS.refine_factor, "index")):
