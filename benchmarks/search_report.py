@@ -205,8 +205,8 @@ scored in full, and only rows whose bound reaches the k-th best of those can be 
 are scored on full vectors. The answer is exactly the full product's (tested against it, ties included);
 when the bound rules out too few rows (isotropic vectors, or queries far outside the rows' subspace, e.g.
 random vectors) it steps aside for the one full product. How much it saves depends on the spectrum of the
-vectors: this benchmark's vectors sit near a 48-d latent, a steep spectrum, so it saves a lot here (an
-1/8 of the product plus ~0.01% of the rows in full); real embeddings (CLAP, MiniLM) were not measured here and
+vectors: this benchmark's vectors sit near a 48-d latent, a steep spectrum, so it saves a lot here (1/8 of
+the product plus ~0.01% of the rows in full); real embeddings (CLAP, MiniLM) were not measured here and
 may have flatter spectra, where it saves less or steps aside; the bound never changes an answer. Batches
 of queries (`search_many`) keep the one matrix-matrix product. A one-off query (one-shot `neighbors()`,
 `chromatic neighbors` with one query) takes the index row's path; an unfiltered query over 200k rows stays on
