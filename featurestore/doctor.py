@@ -190,7 +190,8 @@ def _check_runs(store: Store, readable: set[str], report: DoctorReport) -> None:
     """Run directories against the `models` registry, at the store's URI (a bucket too, not a local cache)."""
     runs = {r.run_id: r for r in list_model_records(store)} if MODELS in readable else {}
     files = store.files
-    for name in files.children(RUNS_DIR):
+    stored = set(files.children(RUNS_DIR))  # one listing (one LIST request on a bucket) serves both checks
+    for name in sorted(stored):
         where = files.uri(RUNS_DIR, name)
         if name.startswith(PARTIAL_RUN_PREFIX):
             report.findings.append(Finding(WARNING, "runs", where, "a run that was interrupted while being "
@@ -201,7 +202,7 @@ def _check_runs(store: Store, readable: set[str], report: DoctorReport) -> None:
                                            f"chromatic doctor --fix  (or delete {where})", fixable=True,
                                            side_path=f"{RUNS_DIR}/{name}"))
     for run in runs.values():
-        if not files.children(RUNS_DIR, run.run_id):
+        if run.run_id not in stored:
             report.findings.append(Finding(ERROR, "runs", run.run_id, f"registered, but {run.artifact_path} "
                                            "is missing", "train it again; the registry row cannot be used"))
     for table in sorted(readable):

@@ -162,7 +162,10 @@ class LocalFiles:
         import shutil
 
         path = self.root.joinpath(*parts)
-        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 class S3Files:

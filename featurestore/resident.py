@@ -16,7 +16,7 @@ from functools import cached_property
 import numpy as np
 
 from featurestore.space import VectorSpace
-from featurestore.subspace import SubspaceBound
+from featurestore.subspace import SubspaceBound, bound_nbytes
 
 Hits = list[tuple[str, float]]
 
@@ -46,9 +46,9 @@ class ResidentVectors:
 
     @property
     def nbytes(self) -> int:
-        # ~64 B per id string object and its slot, 8 per row address, plus the subspace bound (1/8 of the rows)
-        bound = self.unit.nbytes // 8 if len(self.ids) >= 4096 else 0
-        return int(self.unit.nbytes + 64 * len(self.ids) + (0 if self.addrs is None else self.addrs.nbytes) + bound)
+        # ~64 B per id string object and its slot, 8 per row address, plus the subspace bound (built on use)
+        return int(self.unit.nbytes + 64 * len(self.ids) + (0 if self.addrs is None else self.addrs.nbytes)
+                   + bound_nbytes(*self.unit.shape))
 
     @cached_property
     def bound(self) -> SubspaceBound | None:
@@ -58,7 +58,7 @@ class ResidentVectors:
     @property
     def work_per_row(self) -> float:
         """One query's work per row relative to the full product (1.0 without a bound; builds the bound)."""
-        return 1.0 if self.bound is None else min(1.0, self.bound.work_per_row(self.unit.shape[1]))
+        return 1.0 if self.bound is None else self.bound.work_per_row(self.unit.shape[1])
 
     def subset(self, addrs: np.ndarray) -> ResidentVectors:
         """The rows at these row addresses (those held here), copied: a product over a contiguous copy is as
@@ -140,7 +140,7 @@ class ResidentCache:
         self._entries: OrderedDict[Hashable, ResidentVectors] = OrderedDict()
 
     def fits(self, rows: int, dim: int) -> bool:
-        return rows * (4 * dim + 72) <= self.budget
+        return rows * (4 * dim + 72) + bound_nbytes(rows, dim) <= self.budget
 
     def get(self, key: Hashable) -> ResidentVectors | None:
         entry = self._entries.get(key)

@@ -16,7 +16,7 @@ steep spectrum most rows are ruled out; on isotropic vectors few are, and then
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -43,7 +43,8 @@ class SubspaceBound:
 
     @classmethod
     def build(cls, unit: np.ndarray, seed: int = 0) -> SubspaceBound | None:
-        """For [n, dim] rows of length 1 (or 0); None when there are too few rows to save anything."""
+        """For [n, dim] rows of length 1 (or 0); None when there are too few rows to save anything, or when the
+        bound rules out too few of them (isotropic rows): then every query runs the one full product."""
         n, dim = unit.shape
         rank = dim // RANK_DIVISOR
         if n < MIN_ROWS or rank < 1:
@@ -54,7 +55,10 @@ class SubspaceBound:
         basis = np.ascontiguousarray(vt[:rank].T, dtype=np.float32)
         coarse = np.ascontiguousarray(unit @ basis)
         bound = cls(basis, coarse, _outside(unit, coarse))
-        return SubspaceBound(basis, coarse, bound.residual, bound.measured_share(unit, seed))
+        share = bound.measured_share(unit, seed)
+        if share > MAX_SURVIVING_SHARE:  # typical queries would pay the subspace product, then the full one
+            return None
+        return replace(bound, full_share=share)
 
     def measured_share(self, unit: np.ndarray, seed: int = 0, queries: int = 8, limit: int = 10) -> float:
         """Mean share of rows scored in full for `queries` of the rows themselves as queries (a fallback to the
@@ -95,6 +99,13 @@ class SubspaceBound:
         if len(survivors) > MAX_SURVIVING_SHARE * n:
             return None
         return survivors, unit[survivors] @ query
+
+
+def bound_nbytes(rows: int, dim: int) -> int:
+    """What a bound over `rows` vectors of `dim` holds (its [rows, rank] product and residuals), 0 when none is
+    built: for a memory budget that must count it before it exists."""
+    rank = dim // RANK_DIVISOR
+    return rows * 4 * (rank + 1) if rows >= MIN_ROWS and rank >= 1 else 0
 
 
 def _outside(unit: np.ndarray, coarse: np.ndarray) -> np.ndarray:

@@ -51,9 +51,16 @@ def test_isotropic_rows_fall_back_to_the_full_product():
     rows = unit_rows(np.random.default_rng(2).standard_normal((5000, DIM)).astype(np.float32))
     resident = resident_of(rows)
     query = unit_rows(np.random.default_rng(3).standard_normal(DIM).astype(np.float32))[0]
-    assert resident.bound.best_rows(resident.unit, query, 10) is None
+    assert resident.bound is None  # it would rule out too few rows: every query runs the one full product
     (found,) = resident.nearest(query[None], 10)
     assert [s for s, _ in found] == list(brute_force(resident, query, 10)[0])
+    # Rows it does serve, and a query outside their subspace (where the bound says nothing): it falls back alone.
+    served = resident_of(low_rank_rows(6000, rank=8, noise=0.05, seed=0))
+    basis = served.bound.basis
+    query = unit_rows(query - basis @ (basis.T @ query))[0]
+    assert served.bound.best_rows(served.unit, query, 10) is None
+    (found,) = served.nearest(query[None], 10)
+    assert [s for s, _ in found] == list(brute_force(served, query, 10)[0])
 
 
 def test_ties_and_duplicate_rows_break_by_segment_id_as_the_full_product_does():
