@@ -30,9 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from featurestore.join import join  # noqa: E402
 from featurestore.store import Store  # noqa: E402
 from fusion.dataset import build_dataset, song_folds, split_by_song  # noqa: E402
-from fusion.model import FusionConfig, FusionModel, InputSpec  # noqa: E402
+from fusion.metrics import metrics_block  # noqa: E402
+from fusion.model import FusionConfig, FusionModel  # noqa: E402
 from fusion.presets import PRESETS  # noqa: E402
-from fusion.train import TrainConfig, fit, predict_midi_candidates  # noqa: E402
+from fusion.train import TrainConfig, fit, model_config, predict_midi_candidates  # noqa: E402
 
 WAYS = ("reported-fold stop", "inner stop", "inner stop, refit")
 
@@ -57,7 +58,7 @@ def fold_accuracies(data, model_config: FusionConfig, config: TrainConfig, train
                 model.fit_input_statistics(data.values, data.masks, train_idx)
                 fit(model, data, train_idx, None, replace(config, epochs=best))
         pred, _ = predict_midi_candidates(model, data, val_idx, config.batch_size)
-        out.append(float(np.mean(pred.probs["color"].argmax(1) == pred.targets["color"])))
+        out.append(metrics_block(pred)["color_acc"])
     return out
 
 
@@ -73,10 +74,7 @@ def main() -> None:
     config = replace(TrainConfig(epochs=args.epochs, seed=args.seed, threads=1), **scorer.overrides)
     joined = join(Store.open(args.store, create=False), scorer.inputs)
     data = build_dataset(joined)
-    specs = tuple(InputSpec(s.input, s.kind, s.shape) for s in joined.sources.values())
-    model_config = FusionConfig(specs, fusion=config.fusion, modality_dropout=config.modality_dropout,
-                                solo_dropout=config.solo_dropout)
-    table = [fold_accuracies(data, model_config, config, train_idx, val_idx)
+    table = [fold_accuracies(data, model_config(joined.sources, config), config, train_idx, val_idx)
              for train_idx, val_idx in song_folds(data.song_ids, data.colors, args.folds, args.seed)]
     for way, values in zip(WAYS, np.array(table).T):
         print(f"| {way} | {np.mean(values):.3f} ± {np.std(values, ddof=1):.3f} | "

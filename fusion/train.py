@@ -128,9 +128,7 @@ def _train_split(store, inputs, config: TrainConfig, data: FusionData, joined_id
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     (sources, versions), (train_idx, val_idx) = joined_identity, split
-    specs = tuple(InputSpec(s.input, s.kind, s.shape) for s in sources.values())
-    model = FusionModel(FusionConfig(specs, fusion=config.fusion, modality_dropout=config.modality_dropout,
-                                     solo_dropout=config.solo_dropout, tensor_encoder=config.tensor_encoder))
+    model = FusionModel(model_config(sources, config))
     model.fit_input_statistics(data.values, data.masks, train_idx)
     model.to(device)
     history, summary["best_epoch"] = fit(model, data, train_idx, val_idx, config, progress)
@@ -145,6 +143,13 @@ def _train_split(store, inputs, config: TrainConfig, data: FusionData, joined_id
         export_onnx(run_dir)
         publish_run(store, run_id, run_dir)
     return TrainResult(run_id, run_dir, metrics, history, summary)
+
+
+def model_config(sources: dict, config: TrainConfig) -> FusionConfig:
+    """The model for a join's sources ({input: JoinSource}) under the training config's architecture fields."""
+    specs = tuple(InputSpec(s.input, s.kind, s.shape) for s in sources.values())
+    return FusionConfig(specs, fusion=config.fusion, modality_dropout=config.modality_dropout,
+                        solo_dropout=config.solo_dropout, tensor_encoder=config.tensor_encoder)
 
 
 def fit(model: FusionModel, data: FusionData, train_idx, val_idx, config: TrainConfig, progress=None):
