@@ -8,13 +8,13 @@ force. What does not fit the budget is streamed batch by batch instead.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Hashable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
+from featurestore.lru import ByteLRU
 from featurestore.space import VectorSpace
 from featurestore.subspace import SubspaceBound, bound_nbytes
 
@@ -132,33 +132,11 @@ def _as_hits(ids: np.ndarray, distances: np.ndarray) -> Hits:
     return [(str(i), float(d)) for i, d in zip(ids, distances)]
 
 
-class ResidentCache:
-    """Least-recently-used ResidentVectors under a byte budget (0 keeps nothing)."""
+class ResidentCache(ByteLRU[ResidentVectors]):
+    """A session's ResidentVectors, least recently used dropped beyond a byte budget (0 keeps nothing)."""
 
     def __init__(self, budget_bytes: int):
-        self.budget = int(budget_bytes)
-        self._entries: OrderedDict[Hashable, ResidentVectors] = OrderedDict()
+        super().__init__(budget_bytes, lambda entry: entry.nbytes)
 
     def fits(self, rows: int, dim: int) -> bool:
         return rows * (4 * dim + 72) + bound_nbytes(rows, dim) <= self.budget
-
-    def get(self, key: Hashable) -> ResidentVectors | None:
-        entry = self._entries.get(key)
-        if entry is not None:
-            self._entries.move_to_end(key)
-        return entry
-
-    def put(self, key: Hashable, entry: ResidentVectors) -> None:
-        if entry.nbytes > self.budget:
-            return
-        self._entries[key] = entry
-        self._entries.move_to_end(key)
-        while sum(e.nbytes for e in self._entries.values()) > self.budget:
-            self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-    @property
-    def nbytes(self) -> int:
-        return sum(e.nbytes for e in self._entries.values())

@@ -19,15 +19,11 @@ whole budget is not kept at all.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Hashable
-from typing import TypeVar
-
 import numpy as np
 import pyarrow as pa
 
-T = TypeVar("T")
+from featurestore.lru import ByteLRU
+
 CACHE_BUDGET_BYTES = 128 * 2**20
 # A cached Lance dataset counts as this much: its session's index cache held 15 MB after queries on the
 # benchmark's 200k x 512 IVF_PQ table.
@@ -54,42 +50,11 @@ def nbytes(value) -> int:
     return int(getattr(value, "nbytes", 256))
 
 
-class SnapshotCache:
-    """A byte-bounded LRU shared by every search session in the process (thread-safe)."""
+class SnapshotCache(ByteLRU[object]):
+    """The byte-bounded LRU shared by every search session in the process, values sized by `nbytes`."""
 
     def __init__(self, budget_bytes: int = CACHE_BUDGET_BYTES):
-        self.budget = int(budget_bytes)
-        self._entries: OrderedDict[Hashable, tuple[object, int]] = OrderedDict()
-        self._held = 0
-        self._lock = threading.Lock()
-
-    def get_or_make(self, key: Hashable, make: Callable[[], T]) -> T:
-        with self._lock:
-            if key in self._entries:
-                self._entries.move_to_end(key)
-                return self._entries[key][0]  # type: ignore[return-value]
-        value = make()  # outside the lock: a slow read must not block other sessions' hits
-        size = nbytes(value)
-        with self._lock:
-            if size <= self.budget and key not in self._entries:
-                self._entries[key] = (value, size)
-                self._held += size
-                while self._held > self.budget:
-                    _, (_, dropped) = self._entries.popitem(last=False)
-                    self._held -= dropped
-        return value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self._held = 0
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    @property
-    def nbytes(self) -> int:
-        return self._held
+        super().__init__(budget_bytes, nbytes)
 
 
 SNAPSHOTS = SnapshotCache()

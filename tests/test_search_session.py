@@ -280,3 +280,19 @@ def test_preload_holds_the_table_and_unfiltered_answers_stay_exact(indexed):
         found, expected = session.search(query, 10), truth.search(query, 10, exact=True)
         assert [n.segment_id for n in found] == [n.segment_id for n in expected]
     assert Searcher(store, TABLE, SearchSettings(resident_mb=0)).preload() == 0  # over the budget: nothing held
+
+
+def test_byte_lru_keeps_under_budget_drops_least_recent_and_caches_none():
+    from featurestore.lru import ByteLRU
+
+    cache = ByteLRU(10, lambda value: 0 if value is None else len(value))
+    cache.put("a", "xxxx")
+    cache.put("b", "xxxx")
+    assert cache.get("a") == "xxxx"  # now the most recent
+    cache.put("c", "xxxx")  # 12 > 10: drops the least recent, "b"
+    assert (cache.get("b"), cache.get("a"), cache.nbytes) == (None, "xxxx", 8)
+    cache.put("big", "x" * 11)  # larger than the whole budget: not kept, nothing dropped for it
+    assert cache.get("big") is None and len(cache) == 2
+    made = []
+    assert cache.get_or_make("none", lambda: made.append(1)) is None
+    assert cache.get_or_make("none", lambda: made.append(1)) is None and made == [1]  # a kept None is a hit
