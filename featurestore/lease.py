@@ -134,7 +134,12 @@ def read_lease(client, bucket: str, key: str) -> tuple[dict, str, float] | None:
         if _code(exc) in ("NoSuchKey", "404"):
             return None
         raise
-    body = json.loads(response["Body"].read() or b"{}")
+    try:
+        body = json.loads(response["Body"].read() or b"{}")
+    except ValueError:  # not written by S3Lease (or cut short): no holder to name, it expires by its age
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
     server_now = parsedate_to_datetime(response["ResponseMetadata"]["HTTPHeaders"]["date"])
     return body, response["ETag"], (server_now - response["LastModified"]).total_seconds()
 

@@ -65,3 +65,6 @@ def test_doctor_names_a_live_writer_and_an_expired_lease_from_the_bucket(s3_uri)
     assert "expired" in locks["dead"].problem and "takes it over" in locks["dead"].fix
     assert all(f.severity == "warning" for f in locks.values())
     assert not [f for f in diagnose(store).findings if f.subject == "busy"]  # released on exit
+    files.write_bytes(b"not json", LOCKS_DIR, "garbled.lease")  # bad data: named, never a crash
+    (garbled,) = [f for f in diagnose(store).findings if f.subject == "garbled"]
+    assert "? pid ?" in garbled.problem
