@@ -114,6 +114,7 @@ class NoteTable:
     end_s: np.ndarray  # float64
     is_drum: np.ndarray  # bool
     ticks_per_beat: int
+    program: np.ndarray  # int16, General MIDI program 0-127 (drums: their channel's, meaningless)
 
     @property
     def size(self) -> int:
@@ -163,4 +164,5 @@ def note_table(midi: SmfContents) -> NoteTable:
         end_s=ticks_to_seconds(arr[:, 3], midi),
         is_drum=arr[:, 4].astype(bool),
         ticks_per_beat=int(midi.ticks_per_beat),
+        program=arr[:, 5].astype(np.int16),
     )

@@ -41,7 +41,7 @@ import numpy as np
 
 from encoders.base import BadInput
 
-NOTE_COLUMNS = ("pitch", "velocity", "start_tick", "end_tick", "is_drum")
+NOTE_COLUMNS = ("pitch", "velocity", "start_tick", "end_tick", "is_drum", "program")
 FORMATS = (0, 1, 2)
 DRUM_CHANNEL = 9  # MIDI channel 10 counted from 0, as miditoolkit's is_drum
 # An int like miditoolkit's default, so a file's own 120 bpm compares equal to it.
@@ -89,7 +89,7 @@ class SmfContents:
     format: int
     ticks_per_beat: int
     track_count: int
-    notes: np.ndarray  # (n, 5) int64, columns NOTE_COLUMNS
+    notes: np.ndarray  # (n, 6) int64, columns NOTE_COLUMNS
     tempo_ticks: np.ndarray  # int64, tempo changes as collected (not sorted)
     tempo_bpm: np.ndarray  # float64
 
@@ -278,7 +278,8 @@ def _pair_notes(events: list[tuple[int, int, int, int]]) -> list[tuple[int, int,
                 start, velocity = waiting.popleft()
                 if not waiting:
                     del open_notes[(channel, number)]
-                row = (number, velocity, start, tick, channel == DRUM_CHANNEL)
+                # The program at the note-off: the one miditoolkit files the note under.
+                row = (number, velocity, start, tick, channel == DRUM_CHANNEL, programs[channel])
                 groups.setdefault((programs[channel], channel), []).append(row)
     return [row for rows in groups.values() for row in rows]
 

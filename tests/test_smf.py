@@ -64,17 +64,17 @@ def reference_ticks_to_seconds(ticks: np.ndarray, midi) -> np.ndarray:
 def reference_note_table(data: bytes) -> NoteTable:
     midi = reference_decode(data)
     rows = [
-        (n.pitch, n.velocity, n.start, max(n.end, n.start), inst.is_drum)
+        (n.pitch, n.velocity, n.start, max(n.end, n.start), inst.is_drum, inst.program)
         for inst in midi.instruments
         for n in inst.notes
     ]
-    arr = np.array(rows, dtype=np.int64).reshape(-1, 5)
+    arr = np.array(rows, dtype=np.int64).reshape(-1, 6)
     arr = arr[np.lexsort((arr[:, 0], arr[:, 2]))]
     return NoteTable(
         pitch=arr[:, 0].astype(np.int16), velocity=arr[:, 1].astype(np.int16),
         start_tick=arr[:, 2], end_tick=arr[:, 3],
         start_s=reference_ticks_to_seconds(arr[:, 2], midi), end_s=reference_ticks_to_seconds(arr[:, 3], midi),
-        is_drum=arr[:, 4].astype(bool), ticks_per_beat=int(midi.ticks_per_beat),
+        is_drum=arr[:, 4].astype(bool), ticks_per_beat=int(midi.ticks_per_beat), program=arr[:, 5].astype(np.int16),
     )
 
 
