@@ -11,6 +11,7 @@ order of the vector is `FEATURE_NAMES`.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,7 @@ import numpy as np
 from encoders.base import BadInput, Encoder, EncoderConfig, EncoderInput
 from encoders.media import NoteTable, check_modality, decode_midi, note_table
 from encoders.registry import register
+from encoders.errors import EncoderError
 
 INTERVAL_BINS = 13  # 0..12 semitones one bin each, plus one bin for leaps > an octave
 GRIDS = (("on_beat", 1), ("on_eighth", 2), ("on_sixteenth", 4))  # subdivisions per beat
@@ -58,9 +60,38 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 
 
+# General MIDI's 16 instrument families, 8 programs each (program // 8).
+PROGRAM_FAMILIES: tuple[str, ...] = (
+    "piano", "chromatic_percussion", "organ", "guitar", "bass", "strings", "ensemble", "brass",
+    "reed", "pipe", "synth_lead", "synth_pad", "synth_effects", "ethnic", "percussive", "sound_effects",
+)
+INSTRUMENT_NAMES: tuple[str, ...] = (
+    *(f"family_{family}" for family in PROGRAM_FAMILIES),
+    "instruments_log",
+)
+PART_NAMES: tuple[str, ...] = (
+    "onsets_per_beat_log", "on_triplet",
+    "top_part_onsets_per_beat_log", "top_part_length_beats_log",
+    "bottom_part_onsets_per_beat_log", "bottom_part_length_beats_log",
+)
+FEATURE_SETS = ("basic", "instruments", "parts")
+
+
 @dataclass(frozen=True)
 class MidiStatsConfig(EncoderConfig):
-    """No tunable params yet; the version's identity is the feature set itself."""
+    """features: "basic" (FEATURE_NAMES: the v1 vector) or "instruments" (FEATURE_NAMES, then INSTRUMENT_NAMES:
+    what share of the pitched notes each General MIDI family plays, and how many programs play)."""
+
+    features: str = "basic"
+
+    def __post_init__(self):
+        if self.features not in FEATURE_SETS:
+            raise EncoderError(f"midistats features={self.features!r}; choose one of {', '.join(FEATURE_SETS)}")
+
+    def to_json(self) -> str:
+        # The default is left out: tables encoded before `features` existed ({} params) keep their
+        # fingerprint, so `midistats:v1` stays the same encoder and its runs stay scoreable.
+        return json.dumps({} if self.features == "basic" else {"features": self.features}, sort_keys=True)
 
 
 @register("midistats")
@@ -71,15 +102,17 @@ class MidiStatsEncoder(Encoder):
     dtype = "float32"
     code_version = "1"
 
+    config: MidiStatsConfig
+
     @property
     def shape(self) -> tuple[int, ...]:
-        return (len(FEATURE_NAMES),)
+        return (len(feature_names(self.config)),)
 
     def prepare(self, item: EncoderInput, modality: str) -> np.ndarray:
         check_modality(self, modality)
         if item.midi is None:
             raise BadInput("no MIDI in this item")
-        return midi_statistics(note_table(decode_midi(item.midi)))
+        return midi_statistics(note_table(decode_midi(item.midi)), self.config)
 
     def encode_batch(self, prepared: list[np.ndarray]) -> np.ndarray:
         if not prepared:
@@ -87,7 +120,12 @@ class MidiStatsEncoder(Encoder):
         return np.stack(prepared).astype(np.float32, copy=False)
 
 
-def midi_statistics(notes: NoteTable) -> np.ndarray:
+def feature_names(config: MidiStatsConfig) -> tuple[str, ...]:
+    return FEATURE_NAMES + {"basic": (), "instruments": INSTRUMENT_NAMES,
+                            "parts": INSTRUMENT_NAMES + PART_NAMES}[config.features]
+
+
+def midi_statistics(notes: NoteTable, config: MidiStatsConfig = MidiStatsConfig()) -> np.ndarray:
     if notes.size == 0:
         raise BadInput("MIDI has no notes")
     pitched = _subset(notes, ~notes.is_drum)
@@ -109,8 +147,12 @@ def midi_statistics(notes: NoteTable) -> np.ndarray:
         [_average_tempo_log2(notes)],
         [np.log1p(span_s)],
     ]
+    if config.features in ("instruments", "parts"):
+        parts.append(_instrument_families(pitched))
+    if config.features == "parts":
+        parts.append(_part_rhythms(notes, pitched))
     vector = np.concatenate([np.asarray(p, dtype=np.float64) for p in parts]).astype(np.float32)
-    if vector.shape != (len(FEATURE_NAMES),) or not np.all(np.isfinite(vector)):
+    if vector.shape != (len(feature_names(config)),) or not np.all(np.isfinite(vector)):
         raise BadInput(f"MIDI statistics came out malformed (shape {vector.shape}, finite={np.isfinite(vector).all()})")
     return vector
 
@@ -119,7 +161,7 @@ def _subset(notes: NoteTable, mask: np.ndarray) -> NoteTable:
     return NoteTable(
         pitch=notes.pitch[mask], velocity=notes.velocity[mask], start_tick=notes.start_tick[mask],
         end_tick=notes.end_tick[mask], start_s=notes.start_s[mask], end_s=notes.end_s[mask],
-        is_drum=notes.is_drum[mask], ticks_per_beat=notes.ticks_per_beat,
+        is_drum=notes.is_drum[mask], ticks_per_beat=notes.ticks_per_beat, program=notes.program[mask],
     )
 
 
@@ -133,6 +175,39 @@ def _pitch_class_histogram(pitched: NoteTable) -> np.ndarray:
     # notes still count a little so a file of blips is not all zeros.
     weights = np.maximum(pitched.end_s - pitched.start_s, 1e-3)
     return _normalised(np.bincount(pitched.pitch % 12, weights=weights, minlength=12).astype(np.float64))
+
+
+def _instrument_families(pitched: NoteTable) -> np.ndarray:
+    """Share of pitched notes per General MIDI family, then log1p of the number of distinct programs.
+
+    Drums are left out: on channel 10 a program number names a drum kit, not an instrument (their share
+    is `drum_fraction`). A file with no program changes plays program 0 (piano) throughout, as GM says.
+    """
+    if pitched.size == 0:
+        return np.zeros(len(INSTRUMENT_NAMES))
+    program = pitched.program.astype(np.int64)
+    families = _normalised(np.bincount(program // 8, minlength=len(PROGRAM_FAMILIES)).astype(np.float64))
+    return np.append(families, np.log1p(np.unique(program).size))
+
+
+def _part_rhythms(notes: NoteTable, pitched: NoteTable) -> list[float]:
+    """Rhythm in beats (tempo-free): distinct onsets per beat, the share on a triplet grid (and not on the
+    beat), then onsets per beat and mean note length of the highest- and the lowest-sounding part
+    (a part: the notes of one program), e.g. a melody over a bass line."""
+    beats = max((int(notes.end_tick.max()) - int(notes.start_tick.min())) / notes.ticks_per_beat, 1.0)
+    onsets = np.unique(notes.start_tick) / notes.ticks_per_beat
+    triplet = np.abs(onsets * 3 - np.round(onsets * 3)) / 3 <= GRID_TOLERANCE_BEATS
+    on_beat = np.abs(onsets - np.round(onsets)) <= GRID_TOLERANCE_BEATS
+    out = [np.log1p(onsets.size / beats), float(np.mean(triplet & ~on_beat))]
+    if pitched.size == 0:
+        return out + [0.0] * 4
+    programs = np.unique(pitched.program)
+    means = [pitched.pitch[pitched.program == p].mean() for p in programs]
+    for program in (programs[int(np.argmax(means))], programs[int(np.argmin(means))]):
+        part = pitched.program == program
+        length = (pitched.end_tick[part] - pitched.start_tick[part]).mean() / notes.ticks_per_beat
+        out += [np.log1p(np.unique(pitched.start_tick[part]).size / beats), np.log1p(length)]
+    return out
 
 
 def _key_strengths(pitch_classes: np.ndarray) -> list[float]:

@@ -177,3 +177,25 @@ def build_explorer_store(path, epochs: int = 3):
     config = TrainConfig(epochs=epochs, batch_size=16, patience=2, seed=0, threads=1, export_onnx=False)
     runs = [train(store, inputs, config).run_id for inputs in EXPLORER_INPUTS]
     return store, runs
+
+
+def parts_midi(parts, ticks_per_beat: int = 480) -> bytes:
+    """A type-1 MIDI file at 120 bpm, one track per part. parts: (program, channel, notes), notes as in
+    `midi_bytes`: (pitch, start_beat, dur_beats, velocity)."""
+    import mido
+
+    midi = mido.MidiFile(type=1, ticks_per_beat=ticks_per_beat)
+    for program, channel, notes in parts:
+        events = []
+        for pitch, start, dur, vel in notes:
+            events.append((round(start * ticks_per_beat), mido.Message("note_on", channel=channel, note=pitch, velocity=vel)))
+            events.append((round((start + dur) * ticks_per_beat), mido.Message("note_off", channel=channel, note=pitch)))
+        track = mido.MidiTrack([mido.Message("program_change", channel=channel, program=program, time=0)])
+        now = 0
+        for tick, message in sorted(events, key=lambda e: e[0]):
+            track.append(message.copy(time=tick - now))
+            now = tick
+        midi.tracks.append(track)
+    buffer = io.BytesIO()
+    midi.save(file=buffer)
+    return buffer.getvalue()
