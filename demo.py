@@ -28,7 +28,7 @@ from featurestore.store import Store
 from featurestore.taxonomy import canonical_color
 from fusion.candidates import ScoreResult
 from fusion.compare import compare
-from fusion.presets import PRESETS, SCORER_ENCODING
+from fusion.presets import PRESETS, SCORER_ENCODING, SCORER_MIDI
 from fusion.train import TrainConfig, TrainResult, train
 from synth import SynthConfig, SynthSummary, write_corpus
 
@@ -36,12 +36,12 @@ from synth import SynthConfig, SynthSummary, write_corpus
 DEMO_ENCODINGS: tuple[tuple[str, str, dict, tuple[str, ...]], ...] = (
     ("spectral", "v1", {}, ("audio",)),
     ("pianoroll", "v1", {}, ("midi",)),
-    (*SCORER_ENCODING, ("midi",)),
+    (SCORER_ENCODING.encoder, SCORER_ENCODING.version, SCORER_ENCODING.params, ("midi",)),
     ("minilm", "v1", {}, ("lyrics", "concept")),
 )
 # midistats, not pianoroll, is the demo's MIDI input: on the small synthetic corpus it
 # generalises across songs better (see BENCHMARKS.md, "Model quality").
-ALL_INPUTS = {"audio": "spectral:v1", "midi": "midistats:v1", "lyrics": "minilm:v1", "concept": "minilm:v1"}
+ALL_INPUTS = {"audio": "spectral:v1", "midi": SCORER_MIDI, "lyrics": "minilm:v1", "concept": "minilm:v1"}
 # Ingest records the corpus file name as each segment's `source`.
 DEMO_SOURCE_PREFIX = "synth-"
 

@@ -55,7 +55,7 @@ def train_command(
     Example: chromatic train --audio clap:v1 --midi pianoroll:v2 --lyrics minilm:v1 --concept minilm:v1
 
     The model to score MIDI candidates with: chromatic train --preset scorer (after
-    chromatic encode --encoder midistats --version v1).
+    chromatic encode --encoder midistats --version v2 --param features=parts).
     """
     from fusion.train import TrainConfig, train_folds
 
@@ -64,9 +64,10 @@ def train_command(
                                  val_fraction=val_fraction, folds=folds, seed=seed, fusion=fusion, device=device,
                                  threads=threads, modality_dropout=modality_dropout, solo_dropout=solo_dropout,
                                  tensor_encoder=tensor_encoder))
+    handle = open_store(store, create=False)
     if preset is not None:
-        inputs, config = _apply_preset(preset, inputs, config)
-    results = train_folds(open_store(store, create=False), inputs, config,
+        inputs, config = _apply_preset(handle, preset, inputs, config)
+    results = train_folds(handle, inputs, config,
                           progress=lambda row: render.print_epoch(row, config.epochs))
     if len(results) == 1:
         render.print_train_result(results[0], as_json=json_out)
@@ -74,16 +75,18 @@ def train_command(
         render.print_fold_results(results, as_json=json_out)
 
 
-def _apply_preset(name: str, inputs: dict, config):
-    """A preset's inputs and settings; refuses --audio/--midi/... beside it (the preset decides the inputs)."""
+def _apply_preset(store, name: str, inputs: dict, config):
+    """A preset's inputs and settings; refuses --audio/--midi/... beside it (the preset decides the inputs), and
+    tables that are missing or hold other features under the preset's version label."""
     from dataclasses import replace
 
     from fusion.errors import ModelError
-    from fusion.presets import preset
+    from fusion.presets import check_preset_tables, preset
 
     if inputs:
         raise ModelError(f"--preset {name} sets the inputs itself; leave out {', '.join('--' + k for k in inputs)}")
     chosen = preset(name)
+    check_preset_tables(store, name)
     return dict(chosen.inputs), replace(config, **chosen.overrides)
 
 

@@ -3,34 +3,62 @@
 `scorer` is the model the generation loop should score MIDI candidates with:
 chosen on the 5-fold MIDI-candidate view of BENCHMARKS.md ("Model quality"). A
 candidate is MIDI and nothing else, so the model reads MIDI alone, as weight-free
-`midistats` statistics (`chromatic encode --encoder midistats --version v1`): it
+`midistats` statistics with instrument families and part rhythms
+(`chromatic encode --encoder midistats --version v2 --param features=parts`): it
 ranks candidates better than every fused model measured, none of which collapses
-less (a fused piano-roll model collapsed in 4 of 5 folds), and better than a
-MIDI-only piano-roll CNN.
+less (a fused piano-roll model collapsed in 4 of 5 folds), better than a MIDI-only
+piano-roll encoder, and better than the v1 statistics.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
+from encoders.registry import get_encoder_class, make_config
+from featurestore.registry import get_encoder_record
+from featurestore.schemas import FeatureTableName
+from featurestore.store import Store
 from fusion.errors import ModelError
 
 
 @dataclass(frozen=True)
+class Encoding:
+    """One feature table a preset reads: `chromatic encode --encoder E --version V --param k=v ...`."""
+
+    encoder: str
+    version: str
+    params: dict = field(default_factory=dict)
+
+    @property
+    def spec(self) -> str:
+        return f"{self.encoder}:{self.version}"
+
+    @property
+    def command(self) -> str:
+        params = "".join(f" --param {k}={v}" for k, v in sorted(self.params.items()))
+        return f"chromatic encode --encoder {self.encoder} --version {self.version}{params}"
+
+    def stored_params(self) -> dict:
+        """The params as the registry stores them (defaults left out where the encoder's config does so)."""
+        return json.loads(make_config(get_encoder_class(self.encoder), dict(self.params)).to_json())
+
+
+@dataclass(frozen=True)
 class Preset:
-    inputs: dict[str, str]
+    inputs: dict[str, str]  # input -> the spec of an Encoding below
+    encodings: tuple[Encoding, ...]
     overrides: dict = field(default_factory=dict)  # TrainConfig fields the recipe sets
-    encode: tuple[str, ...] = ()  # the encode commands its feature tables come from
     about: str = ""
 
 
-SCORER_MIDI = "midistats:v1"
-SCORER_ENCODING = ("midistats", "v1", {})
+SCORER_ENCODING = Encoding("midistats", "v2", {"features": "parts"})
+SCORER_MIDI = SCORER_ENCODING.spec
 PRESETS: dict[str, Preset] = {
     "scorer": Preset(
         inputs={"midi": SCORER_MIDI},
-        encode=("chromatic encode --encoder midistats --version v1",),
-        about="the MIDI-candidate fitness function: MIDI alone, as midistats statistics",
+        encodings=(SCORER_ENCODING,),
+        about="the MIDI-candidate fitness function: MIDI alone, as midistats statistics with instruments and parts",
     ),
 }
 
@@ -39,3 +67,23 @@ def preset(name: str) -> Preset:
     if name not in PRESETS:
         raise ModelError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
     return PRESETS[name]
+
+
+def check_preset_tables(store: Store, name: str) -> None:
+    """Refuse a preset whose tables are missing or were encoded with other params under the same version label:
+    the label is the user's, so `midistats:v2` in one store need not be the preset's features."""
+    chosen = preset(name)
+    for input_name, spec in chosen.inputs.items():
+        encoding = next(e for e in chosen.encodings if e.spec == spec)
+        table = str(FeatureTableName.from_spec(input_name, spec))
+        record = get_encoder_record(store, table)
+        if record is None:
+            raise ModelError(f"--preset {name} reads {table}, which this store does not have; run `{encoding.command}`")
+        if record.encoder != encoding.encoder or record.params_dict != encoding.stored_params():
+            other_label = f"{encoding.version}-{name}"
+            raise ModelError(
+                f"--preset {name} reads {table} as {encoding.encoder} with params {encoding.stored_params()}, but this "
+                f"store's {table} was encoded by {record.encoder} with params {record.params_dict}. Encode the "
+                f"preset's features under another label (`{encoding.command.replace(encoding.version, other_label, 1)}`) "
+                f"and train on it without the preset (`chromatic train --{input_name} {encoding.encoder}:{other_label}`)"
+            )
