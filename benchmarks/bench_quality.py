@@ -28,27 +28,33 @@ from encoders.job import EncodeConfig, run_encode  # noqa: E402
 from featurestore.ingest import ingest_paths  # noqa: E402
 from featurestore.store import Store  # noqa: E402
 from fusion.folds import aggregate, mean_sd_text, run_summary  # noqa: E402
-from fusion.presets import PRESETS  # noqa: E402
+from fusion.presets import PRESETS, SCORER_ENCODING, SCORER_MIDI  # noqa: E402
 from fusion.train import TrainConfig, train_folds  # noqa: E402
 from synth import SynthConfig, write_corpus  # noqa: E402
 
 TEXT = {"lyrics": "minilm:v1", "concept": "minilm:v1"}
 AUDIO = {"audio": "spectral:v1"}
+MIDISTATS_V1 = {"midi": "midistats:v1"}
 # name -> (inputs, TrainConfig overrides); every row uses the same folds and seed.
 GRID: dict[str, tuple[dict, dict]] = {
     "all, pianoroll": ({**AUDIO, "midi": "pianoroll:v1", **TEXT}, {}),
-    "all, midistats v1": ({**AUDIO, "midi": "midistats:v1", **TEXT}, {}),
+    "all, midistats v1": ({**AUDIO, **MIDISTATS_V1, **TEXT}, {}),
+    "all, midistats v2 (parts)": ({**AUDIO, "midi": SCORER_MIDI, **TEXT}, {}),
     "text only": (TEXT, {}),
     "MIDI only, pianoroll": ({"midi": "pianoroll:v1"}, {}),
     "MIDI only, pianoroll conv1d": ({"midi": "pianoroll:v1"}, {"tensor_encoder": "conv1d"}),
     "MIDI only, pianoroll chroma": ({"midi": "pianoroll:v1"}, {"tensor_encoder": "chroma"}),
     "MIDI only, pianoroll, batch 32": ({"midi": "pianoroll:v1"}, {"batch_size": 32}),
     "MIDI only, pianoroll chroma, batch 32": ({"midi": "pianoroll:v1"}, {"tensor_encoder": "chroma", "batch_size": 32}),
-    "MIDI only, midistats v1, batch 32": (PRESETS["scorer"].inputs, {**PRESETS["scorer"].overrides, "batch_size": 32}),
-    "MIDI only, midistats v1 (= train --preset scorer)": (PRESETS["scorer"].inputs, PRESETS["scorer"].overrides),
+    "MIDI only, midistats v1, batch 32": (MIDISTATS_V1, {"batch_size": 32}),
+    "MIDI only, midistats v1 (the scorer preset until 2026-11-30)": (MIDISTATS_V1, {}),
+    "MIDI only, midistats v2-instruments (instruments)": ({"midi": "midistats:v2-instruments"}, {}),
+    "MIDI only, midistats v2 (parts; = train --preset scorer)": (PRESETS["scorer"].inputs, PRESETS["scorer"].overrides),
 }
 ENCODINGS = (("spectral", "v1", {}, ("audio",)), ("pianoroll", "v1", {}, ("midi",)),
              ("midistats", "v1", {}, ("midi",)),
+             (SCORER_ENCODING.encoder, SCORER_ENCODING.version, SCORER_ENCODING.params, ("midi",)),
+             ("midistats", "v2-instruments", {"features": "instruments"}, ("midi",)),
              ("minilm", "v1", {}, ("lyrics", "concept")))
 COLUMNS = ("color_acc", "mode_acc", "no_lyrics_color_acc", "no_lyrics_mode_acc", "cand_color_acc",
            "cand_ranking_auc", "color_ece", "cand_color_ece")
@@ -115,13 +121,17 @@ def main() -> None:
             continue
         started = time.perf_counter()
         results = train_folds(store, inputs, replace(base, **overrides))
-        summary = aggregate([run_summary(r.metrics) for r in results])
+        summaries = [run_summary(r.metrics) for r in results]
+        summary = aggregate(summaries)
         rows.append(table_row(name, summary, time.perf_counter() - started))
+        per_fold = ", ".join("-" if s["cand_color_acc"] is None else f"{s['cand_color_acc']:.3f}" for s in summaries)
         print(rows[-1], flush=True)
+        print(f"    MIDI-cand colour per fold: {per_fold}", file=sys.stderr, flush=True)
     if args.write:
         setup = (f"`chromatic synth --songs {args.songs} --seed {args.seed}`, {args.folds} folds, seed {args.seed}, "
                  f"at most {args.epochs} epochs (patience 10), one torch thread.")
-        print(replace_section(TITLE, section(" ".join(["python", *sys.argv]), setup, rows)))
+        # The section's ### studies (MIDI representations, the scorer's features) are written by hand: keep them.
+        print(replace_section(TITLE, section(" ".join(["python", *sys.argv]), setup, rows), keep_subsections=True))
 
 
 if __name__ == "__main__":

@@ -68,17 +68,21 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--midi", action="append", default=None,
+                        help="The MIDI input's table spec instead of the scorer preset's (repeat to compare several).")
     args = parser.parse_args()
     torch.set_num_threads(1)
     scorer = PRESETS["scorer"]
     config = replace(TrainConfig(epochs=args.epochs, seed=args.seed, threads=1), **scorer.overrides)
-    joined = join(Store.open(args.store, create=False), scorer.inputs)
-    data = build_dataset(joined)
-    table = [fold_accuracies(data, model_config(joined.sources, config), config, train_idx, val_idx)
-             for train_idx, val_idx in song_folds(data.song_ids, data.colors, args.folds, args.seed)]
-    for way, values in zip(WAYS, np.array(table).T):
-        print(f"| {way} | {np.mean(values):.3f} ± {np.std(values, ddof=1):.3f} | "
-              f"{', '.join(f'{v:.3f}' for v in values)} |")
+    store = Store.open(args.store, create=False)
+    for spec in args.midi or [scorer.inputs["midi"]]:
+        joined = join(store, {**scorer.inputs, "midi": spec})
+        data = build_dataset(joined)
+        table = [fold_accuracies(data, model_config(joined.sources, config), config, train_idx, val_idx)
+                 for train_idx, val_idx in song_folds(data.song_ids, data.colors, args.folds, args.seed)]
+        for way, values in zip(WAYS, np.array(table).T):
+            print(f"| {spec}, {way} | {np.mean(values):.3f} ± {np.std(values, ddof=1):.3f} | "
+                  f"{', '.join(f'{v:.3f}' for v in values)} |", flush=True)
 
 
 if __name__ == "__main__":
