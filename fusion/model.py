@@ -102,7 +102,11 @@ class Standardize(nn.Module):
         if len(values) == 0:
             return
         self.mean.copy_(values.mean(dim=0))
-        self.std.copy_(values.std(dim=0, unbiased=False).clamp_min(1e-6))
+        std = values.std(dim=0, unbiased=False)
+        # A feature constant over the training rows (no drums in the corpus, an instrument family nobody
+        # plays) taught the model nothing; a candidate where it varies must not be read as millions of
+        # standard deviations off. An infinite std maps it to 0, as on every training row.
+        self.std.copy_(torch.where(std > 1e-6, std, torch.full_like(std, float("inf"))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std

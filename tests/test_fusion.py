@@ -180,3 +180,31 @@ def test_fit_without_validation_runs_every_epoch_and_keeps_the_last(feature_stor
     history, best = fit(model, data, train_idx, None, TrainConfig(epochs=3, patience=1, threads=1))
     assert best == 3 and [row["epoch"] for row in history] == [1, 2, 3]  # patience never stops it
     assert all(set(row) == {"epoch", "train_loss", "seconds"} for row in history)
+
+
+def test_a_feature_constant_in_training_is_ignored_by_the_model_and_its_onnx(feature_store):
+    """A candidate may vary where no training row did (drums, an unplayed instrument family): the model never
+    learned that feature, so it must read it as on every training row, not as millions of sds off."""
+    import onnxruntime
+
+    from fusion.export import parity_inputs
+    from fusion.model import Standardize
+
+    scaler = Standardize(3)
+    scaler.set_statistics(torch.tensor([[0.0, 1.0, 5.0], [0.0, 3.0, 5.0]]))
+    assert scaler(torch.tensor([[0.7, 3.0, 9.0]])).tolist() == [[0.0, 1.0, 0.0]]
+
+    vectors = colour_vectors(feature_store, (12,), keep=0.85, scale=2)
+    for vector in vectors.values():
+        if vector is not None:
+            vector[0] = 0.0  # never varies in the store
+    write_feature_table(feature_store, "audio", "flat:v1", vectors, (12,))
+    result = train(feature_store, {"audio": "flat:v1"}, TrainConfig(epochs=2, batch_size=16, seed=0))
+    session = onnxruntime.InferenceSession(str(result.run_dir / "model.onnx"))
+    feeds = dict(zip([i.name for i in session.get_inputs()], parity_inputs(load_run(feature_store, result.run_id).model)))
+    base = session.run(None, feeds)
+    feeds["audio_values"] = feeds["audio_values"].copy()
+    feeds["audio_values"][:, 0] = 0.25
+    for before, after in zip(base, session.run(None, feeds)):
+        assert np.isfinite(after).all()
+        np.testing.assert_array_equal(before, after)
