@@ -10,13 +10,20 @@ step (or of zero length) still marks its start step. A MIDI file with no notes
 
 Rows: `drums="keep"` merges drum notes into rows 0..127 by their note number,
 `"drop"` ignores them, and `"separate"` puts pitched notes in rows 0..127 and
-drums in a second block, rows 128..255 (shape (256, steps)). Where notes of one
-row overlap, the loudest wins.
+drums in a second block, rows 128..255 (shape (256, steps)). `families=true`
+appends 16 rows, one per General MIDI instrument family (program // 8), marking
+when that family plays (pitched notes only): what a multitrack roll keeps of
+the instrumentation. Where notes of one row overlap, the loudest wins.
+
+`time="beats"` puts steps on the score's grid instead (`steps_per_beat` per
+quarter note, counted in ticks): the same music at another tempo gives the same
+roll, and a step boundary is a beat subdivision, as in a sequencer.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -27,7 +34,9 @@ from encoders.registry import register
 
 VELOCITY_MODES = ("velocity", "binary")
 DRUM_MODES = ("keep", "drop", "separate")
+TIME_GRIDS = ("seconds", "beats")
 PITCHES = 128
+FAMILIES = 16  # General MIDI instrument families, 8 programs each
 # Guards float error at step boundaries (e.g. 0.3 s / 0.1 s = 2.999...): far
 # below any MIDI timing resolution, far above float64 rounding.
 _EPS_STEPS = 1e-6
@@ -39,14 +48,31 @@ class PianoRollConfig(EncoderConfig):
     steps: int = 256
     velocity: str = "velocity"  # velocity (vel/127) | binary (1 where a note sounds)
     drums: str = "keep"  # keep | drop | separate
+    families: bool = False  # 16 more rows: when each General MIDI instrument family plays
+    time: str = "seconds"  # seconds (resolution_ms per step) | beats (steps_per_beat per quarter note)
+    steps_per_beat: int = 4
 
     def __post_init__(self):
         # Canonical types, so resolution_ms=50 and "50" give one fingerprint.
         check_grid(self, "pianoroll")
+        object.__setattr__(self, "steps_per_beat", int(self.steps_per_beat))
         if self.velocity not in VELOCITY_MODES:
             raise EncoderError(f"pianoroll velocity={self.velocity!r}; choose one of {', '.join(VELOCITY_MODES)}")
         if self.drums not in DRUM_MODES:
             raise EncoderError(f"pianoroll drums={self.drums!r}; choose one of {', '.join(DRUM_MODES)}")
+        if self.time not in TIME_GRIDS:
+            raise EncoderError(f"pianoroll time={self.time!r}; choose one of {', '.join(TIME_GRIDS)}")
+        if self.steps_per_beat < 1:
+            raise EncoderError(f"pianoroll steps_per_beat must be >= 1, got {self.steps_per_beat}; e.g. 4 (sixteenths)")
+
+    def to_json(self) -> str:
+        # Fields added after v1 are left out at their defaults: tables encoded before they existed
+        # keep their fingerprint, so their runs stay scoreable.
+        params = asdict(self)
+        for name, default in (("families", False), ("time", "seconds"), ("steps_per_beat", 4)):
+            if params[name] == default:
+                del params[name]
+        return json.dumps(params, sort_keys=True)
 
 
 def check_grid(config: EncoderConfig, encoder: str) -> None:
@@ -85,6 +111,11 @@ class PianoRollEncoder(Encoder):
 
 
 def roll_rows(config: PianoRollConfig) -> int:
+    return note_rows(config) + (FAMILIES if config.families else 0)
+
+
+def note_rows(config: PianoRollConfig) -> int:
+    """Rows before the family block: pitches, and drums when kept apart."""
     return 2 * PITCHES if config.drums == "separate" else PITCHES
 
 
@@ -93,12 +124,26 @@ def render_roll(notes: NoteTable, config: PianoRollConfig) -> np.ndarray:
     roll = np.zeros((roll_rows(config), config.steps), dtype=np.float32)
     keep = np.ones(notes.size, dtype=bool) if config.drums != "drop" else ~notes.is_drum
     row = notes.pitch.astype(np.int64) + np.where(notes.is_drum & (config.drums == "separate"), PITCHES, 0)
-    res_s = config.resolution_ms / 1000.0
-    first = np.floor(notes.start_s / res_s + _EPS_STEPS).astype(np.int64)
-    # Exclusive end step; at least one step so short notes mark their onset.
-    stop = np.maximum(np.ceil(notes.end_s / res_s - _EPS_STEPS).astype(np.int64), first + 1)
+    first, stop = _steps(notes, config)
     level = notes.velocity / 127.0 if config.velocity == "velocity" else np.ones(notes.size)
     visible = keep & (first < config.steps) & (level > 0)
-    for r, a, b, v in zip(row[visible], first[visible], np.minimum(stop[visible], config.steps), level[visible]):
-        np.maximum(roll[r, a:b], v, out=roll[r, a:b])
+    marks = [(row, visible)]
+    if config.families:
+        family_row = note_rows(config) + notes.program.astype(np.int64) // 8
+        marks.append((family_row, visible & ~notes.is_drum))
+    for rows, shown in marks:
+        for r, a, b, v in zip(rows[shown], first[shown], np.minimum(stop[shown], config.steps), level[shown]):
+            np.maximum(roll[r, a:b], v, out=roll[r, a:b])
     return roll.astype(np.float16)
+
+
+def _steps(notes: NoteTable, config: PianoRollConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(first step, exclusive end step) of every note; at least one step, so short notes mark their onset."""
+    if config.time == "beats":
+        scale = config.steps_per_beat / notes.ticks_per_beat
+        start, end = notes.start_tick * scale, notes.end_tick * scale
+    else:
+        res_s = config.resolution_ms / 1000.0
+        start, end = notes.start_s / res_s, notes.end_s / res_s
+    first = np.floor(start + _EPS_STEPS).astype(np.int64)
+    return first, np.maximum(np.ceil(end - _EPS_STEPS).astype(np.int64), first + 1)

@@ -30,7 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 PITCH_CLASSES = 12
-PITCHES = 128  # MIDI note numbers; a taller roll holds a drum block after them
+PITCHES = 128  # MIDI note numbers; a taller roll holds drum and instrument-family rows after them
 
 
 def onsets(roll: torch.Tensor) -> torch.Tensor:
@@ -47,9 +47,9 @@ def octaves(pitches: int) -> int:
 def fold_chroma(roll: torch.Tensor) -> torch.Tensor:
     """[B, P, T] -> [B, 12 + octaves + drum rows, T]: pitch-class and register profiles per step (max-folded).
 
-    Only rows 0..127 are pitches. A roll with drums kept apart (`pianoroll drums=separate`, 256 rows)
-    has its drum block after them: drum note numbers name instruments (kick, snare), not pitches,
-    so those rows pass through unfolded.
+    Only rows 0..127 are pitches. Rows after them pass through unfolded: a drum block
+    (`pianoroll drums=separate`; drum note numbers name instruments such as kick and snare, not
+    pitches) and instrument-family rows (`pianoroll families=true`).
     """
     batch, rows, steps = roll.shape
     pitches = min(rows, PITCHES)
