@@ -14,10 +14,6 @@ drums in a second block, rows 128..255 (shape (256, steps)). `families=true`
 appends 16 rows, one per General MIDI instrument family (program // 8), marking
 when that family plays (pitched notes only): what a multitrack roll keeps of
 the instrumentation. Where notes of one row overlap, the loudest wins.
-
-`time="beats"` puts steps on the score's grid instead (`steps_per_beat` per
-quarter note, counted in ticks): the same music at another tempo gives the same
-roll, and a step boundary is a beat subdivision, as in a sequencer.
 """
 
 from __future__ import annotations
@@ -34,7 +30,6 @@ from encoders.registry import register
 
 VELOCITY_MODES = ("velocity", "binary")
 DRUM_MODES = ("keep", "drop", "separate")
-TIME_GRIDS = ("seconds", "beats")
 PITCHES = 128
 FAMILIES = 16  # General MIDI instrument families, 8 programs each
 # Guards float error at step boundaries (e.g. 0.3 s / 0.1 s = 2.999...): far
@@ -49,29 +44,21 @@ class PianoRollConfig(EncoderConfig):
     velocity: str = "velocity"  # velocity (vel/127) | binary (1 where a note sounds)
     drums: str = "keep"  # keep | drop | separate
     families: bool = False  # 16 more rows: when each General MIDI instrument family plays
-    time: str = "seconds"  # seconds (resolution_ms per step) | beats (steps_per_beat per quarter note)
-    steps_per_beat: int = 4
 
     def __post_init__(self):
         # Canonical types, so resolution_ms=50 and "50" give one fingerprint.
         check_grid(self, "pianoroll")
-        object.__setattr__(self, "steps_per_beat", int(self.steps_per_beat))
         if self.velocity not in VELOCITY_MODES:
             raise EncoderError(f"pianoroll velocity={self.velocity!r}; choose one of {', '.join(VELOCITY_MODES)}")
         if self.drums not in DRUM_MODES:
             raise EncoderError(f"pianoroll drums={self.drums!r}; choose one of {', '.join(DRUM_MODES)}")
-        if self.time not in TIME_GRIDS:
-            raise EncoderError(f"pianoroll time={self.time!r}; choose one of {', '.join(TIME_GRIDS)}")
-        if self.steps_per_beat < 1:
-            raise EncoderError(f"pianoroll steps_per_beat must be >= 1, got {self.steps_per_beat}; e.g. 4 (sixteenths)")
 
     def to_json(self) -> str:
-        # Fields added after v1 are left out at their defaults: tables encoded before they existed
-        # keep their fingerprint, so their runs stay scoreable.
+        # `families` is left out at its default: tables encoded before it existed keep their
+        # fingerprint, so their runs stay scoreable.
         params = asdict(self)
-        for name, default in (("families", False), ("time", "seconds"), ("steps_per_beat", 4)):
-            if params[name] == default:
-                del params[name]
+        if not self.families:
+            del params["families"]
         return json.dumps(params, sort_keys=True)
 
 
@@ -124,7 +111,10 @@ def render_roll(notes: NoteTable, config: PianoRollConfig) -> np.ndarray:
     roll = np.zeros((roll_rows(config), config.steps), dtype=np.float32)
     keep = np.ones(notes.size, dtype=bool) if config.drums != "drop" else ~notes.is_drum
     row = notes.pitch.astype(np.int64) + np.where(notes.is_drum & (config.drums == "separate"), PITCHES, 0)
-    first, stop = _steps(notes, config)
+    res_s = config.resolution_ms / 1000.0
+    first = np.floor(notes.start_s / res_s + _EPS_STEPS).astype(np.int64)
+    # Exclusive end step; at least one step so short notes mark their onset.
+    stop = np.maximum(np.ceil(notes.end_s / res_s - _EPS_STEPS).astype(np.int64), first + 1)
     level = notes.velocity / 127.0 if config.velocity == "velocity" else np.ones(notes.size)
     visible = keep & (first < config.steps) & (level > 0)
     marks = [(row, visible)]
@@ -136,14 +126,3 @@ def render_roll(notes: NoteTable, config: PianoRollConfig) -> np.ndarray:
             np.maximum(roll[r, a:b], v, out=roll[r, a:b])
     return roll.astype(np.float16)
 
-
-def _steps(notes: NoteTable, config: PianoRollConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(first step, exclusive end step) of every note; at least one step, so short notes mark their onset."""
-    if config.time == "beats":
-        scale = config.steps_per_beat / notes.ticks_per_beat
-        start, end = notes.start_tick * scale, notes.end_tick * scale
-    else:
-        res_s = config.resolution_ms / 1000.0
-        start, end = notes.start_s / res_s, notes.end_s / res_s
-    first = np.floor(start + _EPS_STEPS).astype(np.int64)
-    return first, np.maximum(np.ceil(end - _EPS_STEPS).astype(np.int64), first + 1)
