@@ -129,12 +129,16 @@ def open_store(store: str | None, create: bool = True):
     return Store.open(store, create=create, options=store_options())
 
 
-_SPEC_HELP = ("ENCODER:VERSION of the {} feature table, e.g. {}; A:V1|B:V1 fills each segment from the first "
-              "table that has it; leave out to train without it.")
-AudioSpecOpt = Annotated[Optional[str], typer.Option(help=_SPEC_HELP.format("audio", "clap:v1"))]
-MidiSpecOpt = Annotated[Optional[str], typer.Option(help=_SPEC_HELP.format("MIDI", "pianoroll:v2"))]
-LyricsSpecOpt = Annotated[Optional[str], typer.Option(help=_SPEC_HELP.format("lyrics", "minilm:v1"))]
-ConceptSpecOpt = Annotated[Optional[str], typer.Option(help=_SPEC_HELP.format("concept", "minilm:v1"))]
+_SPEC_HELP = ("ENCODER:VERSION of the {0} feature table, e.g. {1}; A:V1|B:V1 fills each segment from the first "
+              "table that has it; repeat the option for several {0} inputs in one model (named {2}.ENCODER, "
+              "e.g. {2}.{3}); leave out to train without it.")
+AudioSpecOpt = Annotated[Optional[list[str]], typer.Option(help=_SPEC_HELP.format("audio", "clap:v1", "audio", "clap"))]
+MidiSpecOpt = Annotated[Optional[list[str]], typer.Option(
+    help=_SPEC_HELP.format("MIDI", "pianoroll:v2", "midi", "pianoroll"))]
+LyricsSpecOpt = Annotated[Optional[list[str]], typer.Option(
+    help=_SPEC_HELP.format("lyrics", "minilm:v1", "lyrics", "minilm"))]
+ConceptSpecOpt = Annotated[Optional[list[str]], typer.Option(
+    help=_SPEC_HELP.format("concept", "minilm:v1", "concept", "minilm"))]
 
 RUN_HELP = "Run id printed by `chromatic train` (run-YYYYmmdd-HHMMSS-xxxxxx), or a run directory."
 

@@ -112,8 +112,16 @@ def eval_command(
         render.print_eval_folds(results, as_json=json_out)
 
 
-def _given_inputs(audio: str | None, midi: str | None, lyrics: str | None, concept: str | None) -> dict[str, str]:
-    return {k: v for k, v in {"audio": audio, "midi": midi, "lyrics": lyrics, "concept": concept}.items() if v}
+def _given_inputs(audio: list[str] | None, midi: list[str] | None, lyrics: list[str] | None,
+                  concept: list[str] | None) -> dict[str, str]:
+    """{input name: spec}; a repeated option gives several inputs of its modality (featurestore.join.name_inputs)."""
+    from featurestore.join import name_inputs
+
+    inputs: dict[str, str] = {}
+    for modality, specs in {"audio": audio, "midi": midi, "lyrics": lyrics, "concept": concept}.items():
+        if specs:
+            inputs.update(name_inputs(modality, list(specs)))
+    return inputs
 
 
 @app.command("frame")
@@ -156,7 +164,8 @@ def report_command(
     render.print_written("run report", write_run_html(open_store(store, create=False), run_id, html))
 
 
-_VERSIONS_HELP = "Comma list of ENCODER:VERSION to try for {}; 'none' = leave it out."
+_VERSIONS_HELP = ("Comma list of ENCODER:VERSION to try for {}; 'none' = leave it out. Repeat the option for "
+                  "several inputs of it in one model, e.g. --midi midistats:v1 --midi pianoroll:v1,none.")
 
 
 def _version_list(value: str | None) -> list[str | None] | None:
@@ -167,13 +176,29 @@ def _version_list(value: str | None) -> list[str | None] | None:
     return [None if item.lower() == "none" else item for item in items]
 
 
+def _version_grid(options: dict[str, list[str]]) -> dict[str, list[str | None]]:
+    """{input name: versions to try}; a repeated option gives one input per list, each named after the first
+    version it lists (as `train` names repeated options)."""
+    from featurestore.join import name_inputs
+    from fusion.errors import ModelError
+
+    grid: dict[str, list[str | None]] = {}
+    for modality, values in options.items():
+        lists = [_version_list(value) for value in values]
+        firsts = [next((v for v in versions if v is not None), None) for versions in lists]
+        if len(lists) > 1 and None in firsts:
+            raise ModelError(f"each repeated --{modality} needs at least one ENCODER:VERSION besides 'none'")
+        grid.update(zip(name_inputs(modality, firsts) if len(lists) > 1 else [modality], lists))
+    return grid
+
+
 @app.command("compare")
 @friendly_errors
 def compare_command(
-    audio: Annotated[Optional[str], typer.Option(help=_VERSIONS_HELP.format("audio"))] = None,
-    midi: Annotated[Optional[str], typer.Option(help=_VERSIONS_HELP.format("MIDI"))] = None,
-    lyrics: Annotated[Optional[str], typer.Option(help=_VERSIONS_HELP.format("lyrics"))] = None,
-    concept: Annotated[Optional[str], typer.Option(help=_VERSIONS_HELP.format("concept"))] = None,
+    audio: Annotated[Optional[list[str]], typer.Option(help=_VERSIONS_HELP.format("audio"))] = None,
+    midi: Annotated[Optional[list[str]], typer.Option(help=_VERSIONS_HELP.format("MIDI"))] = None,
+    lyrics: Annotated[Optional[list[str]], typer.Option(help=_VERSIONS_HELP.format("lyrics"))] = None,
+    concept: Annotated[Optional[list[str]], typer.Option(help=_VERSIONS_HELP.format("concept"))] = None,
     epochs: Annotated[Optional[int], typer.Option(min=1, help="Epochs per combination.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the song split and training.")] = None,
     folds: FoldsOpt = None,
@@ -196,7 +221,7 @@ def compare_command(
     from fusion.train import TrainConfig
 
     options = {"audio": audio, "midi": midi, "lyrics": lyrics, "concept": concept}
-    grid = {name: _version_list(value) for name, value in options.items() if value is not None}
+    grid = _version_grid({name: values for name, values in options.items() if values})
     config = TrainConfig(**given(epochs=epochs, seed=seed, folds=folds, modality_dropout=modality_dropout,
                                  solo_dropout=solo_dropout, tensor_encoder=tensor_encoder), threads=1)
     progress = render.CompareProgress(config.epochs * config.folds)

@@ -22,6 +22,10 @@ class TableNotFoundError(StoreError):
         super().__init__(msg + (f". {hint}" if hint else ""))
 
 
+class InputNameError(StoreError):
+    """A model input name that is not `MODALITY` or `MODALITY.TAG`, or inputs that cannot be named apart."""
+
+
 class SchemaMismatchError(StoreError):
     """Data or a registry row disagrees with the declared schema or shape."""
 

@@ -22,6 +22,12 @@ spec names `{input}.{encoder}.{version}`, or, when that table does not exist, th
 one table of that encoder and version under another modality (transcriptions
 are `audio.*` tables feeding the `midi` input).
 
+Input names: an input is named after the modality it reads (`midi`), or
+`midi.TAG` where several inputs read one modality (`--midi midistats:v1 --midi
+pianoroll:v1` gives `midi.midistats` and `midi.pianoroll`, see `name_inputs`);
+the part before the dot picks the tables (`midi.pianoroll.v1`) and tells the
+scorer what a candidate must give.
+
 pyarrow cannot carry fixed-size-list columns through `Table.join`, so keys are
 matched with `pc.index_in` and vectors gathered by row index (numpy `take` per
 chunk): no Python loop per row.
@@ -38,10 +44,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from featurestore.errors import SchemaMismatchError, StoreError, TableNotFoundError
+from featurestore.errors import InputNameError, SchemaMismatchError, StoreError, TableNotFoundError
 from featurestore.lineage import ABSENT, DIGEST_COLUMN, INPUT_DIGEST, ROW_DIGEST
 from featurestore.registry import EncoderRecord, get_encoder_record
-from featurestore.schemas import KEY, MODALITIES, SEGMENTS, FeatureTableName, vector_shape
+from featurestore.schemas import (
+    KEY,
+    MODALITIES,
+    SEGMENTS,
+    FeatureTableName,
+    input_modality,
+    input_name,
+    vector_shape,
+)
 from featurestore.store import Store
 
 LABEL_COLUMNS: tuple[str, ...] = ("segment_id", "song_id", "color", "temporal", "spatial", "ontological")
@@ -151,13 +165,32 @@ class InputArrays:
 
 
 def ordered_inputs(inputs: dict[str, str]) -> dict[str, str]:
-    """Validate input names and put them in the canonical order (taxonomy of modalities)."""
+    """Validate input names (`midi`, `midi.pianoroll`: featurestore.schemas.input_modality) and put them in the
+    canonical order: by modality (taxonomy of modalities), then as given."""
     if not inputs:
         raise StoreError(f"no inputs given; choose at least one of {', '.join(MODALITIES)}, e.g. --audio clap:v1")
-    unknown = sorted(set(inputs) - set(MODALITIES))
-    if unknown:
-        raise StoreError(f"unknown input(s) {', '.join(unknown)}; valid inputs: {', '.join(MODALITIES)}")
-    return {name: inputs[name] for name in MODALITIES if name in inputs}
+    rank = {name: MODALITIES.index(input_modality(name)) for name in inputs}
+    return {name: inputs[name] for name in sorted(inputs, key=rank.__getitem__)}
+
+
+def name_inputs(modality: str, specs: list[str]) -> dict[str, str]:
+    """{input name: spec} for the specs given for one modality (`--midi A --midi B`).
+
+    One spec keeps the plain name (`midi`), as every run has. Several are told apart by the encoder of
+    each one's first table (`midi.midistats`, `midi.pianoroll`), or by encoder and version where encoders
+    repeat (`midi.pianoroll-v1`, `midi.pianoroll-v2`): a name says what the input reads.
+    """
+    input_modality(modality)
+    if len(specs) == 1:
+        return {modality: specs[0]}
+    firsts = [FeatureTableName.from_spec(modality, split_spec(spec)[0]) for spec in specs]
+    for tags in ([f.encoder for f in firsts], [f"{f.encoder}-{f.version}" for f in firsts]):
+        if len(set(tags)) == len(tags):
+            return {input_name(modality, tag): spec for tag, spec in zip(tags, specs)}
+    raise InputNameError(
+        f"{len(specs)} {modality} inputs given ({', '.join(specs)}) but two start with the same table, so they "
+        f"cannot be named apart; give each table once, or coalesce them into one input (A:V1|B:V1)"
+    )
 
 
 def join(store: Store, inputs: dict[str, str], versions: dict[str, int] | None = None) -> JoinResult:
@@ -169,7 +202,7 @@ def join(store: Store, inputs: dict[str, str], versions: dict[str, int] | None =
     inputs = ordered_inputs(inputs)
     versions = versions or {}
     segments_version = versions.get(SEGMENTS, store.version(SEGMENTS))
-    records = {name: [_registered_table(store, name, t) for t in source_tables(store, name, spec)]
+    records = {name: [_registered_table(store, input_modality(name), t) for t in source_tables(store, name, spec)]
                for name, spec in inputs.items()}
     modalities = {r.modality for rs in records.values() for r in rs if r.modality in DIGEST_COLUMN}
     stored = set(store.table(SEGMENTS, segments_version).schema.names)
@@ -198,15 +231,15 @@ def split_spec(spec: str) -> list[str]:
     return parts
 
 
-def check_spec(modality: str, spec: str) -> None:
-    """Refuse a malformed input spec before anything is read."""
+def check_spec(name: str, spec: str) -> None:
+    """Refuse a malformed input name or spec before anything is read."""
     for part in split_spec(spec):
-        FeatureTableName.from_spec(modality, part)
+        FeatureTableName.from_spec(input_modality(name), part)
 
 
-def source_tables(store: Store, modality: str, spec: str) -> list[str]:
-    """Table names of an input spec, in fill order (see the module doc for how a spec finds its table)."""
-    return [_source_table(store, modality, part) for part in split_spec(spec)]
+def source_tables(store: Store, name: str, spec: str) -> list[str]:
+    """Table names of input `name`'s spec, in fill order (see the module doc for how a spec finds its table)."""
+    return [_source_table(store, input_modality(name), part) for part in split_spec(spec)]
 
 
 def _source_table(store: Store, modality: str, spec: str) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from featurestore.errors import StoreError
+from featurestore.errors import InputNameError, StoreError
 
 SEGMENTS = "segments"
 MEDIA = "media"
@@ -26,6 +26,27 @@ FEATURE_MODALITIES: tuple[str, ...] = MODALITIES + ("fused",)
 
 KEY = "segment_id"
 _NAME_PART = re.compile(r"^[A-Za-z0-9_\-]+$")
+# A model input is named after the modality it reads, `midi`, or `midi.TAG` when several inputs read one
+# modality (MIDI statistics beside a piano roll): the part before the dot is what a candidate must give.
+INPUT_TAG_SEP = "."
+
+
+def input_modality(name: str) -> str:
+    """The modality model input `name` reads: `midi` and `midi.pianoroll` -> `midi`; InputNameError otherwise."""
+    modality, sep, tag = str(name).partition(INPUT_TAG_SEP)
+    if modality not in MODALITIES or (sep and not _NAME_PART.match(tag)):
+        raise InputNameError(
+            f"bad input name {name!r}; an input is named after its modality ({', '.join(MODALITIES)}), "
+            f"optionally with a tag of letters, digits, '_' or '-' after a dot, e.g. midi or midi.pianoroll"
+        )
+    return modality
+
+
+def input_name(modality: str, tag: str | None = None) -> str:
+    """`("midi", "pianoroll")` -> `midi.pianoroll`; no tag -> `midi` (checked by input_modality)."""
+    name = modality if tag is None else f"{modality}{INPUT_TAG_SEP}{tag}"
+    input_modality(name)
+    return name
 
 SEGMENTS_SCHEMA = pa.schema(
     [

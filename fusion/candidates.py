@@ -18,6 +18,7 @@ dimensions are all "none" (Black, White) are told apart by the colour term only.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,13 @@ def as_candidate(obj: Any, index: int) -> Candidate:
         path = next((v for v in (candidate.midi, candidate.audio) if isinstance(v, (str, Path))), None)
         candidate = dataclasses.replace(candidate, id=Path(path).name if path else f"candidate-{index}")
     return candidate
+
+
+def inputs_fed_by(modality: str, reads: Mapping[str, Iterable[str]]) -> tuple[str, ...]:
+    """The model inputs that a candidate giving `modality` alone feeds, given each input's tables' modalities
+    ({input: modalities in fill order}): those with a table of that modality. ChromaticScorer routes such a
+    candidate through the first of them per input; every other input takes the null path."""
+    return tuple(name for name, modalities in reads.items() if modality in tuple(modalities))
 
 
 def encoder_input(candidate: Candidate, name: str) -> EncoderInput:

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from featurestore.errors import ChromaticError, TableNotFoundError
-from featurestore.join import check_spec, source_tables
+from featurestore.errors import ChromaticError, InputNameError, TableNotFoundError
+from featurestore.join import check_spec, ordered_inputs, source_tables
 from featurestore.schemas import MODALITIES
 from featurestore.store import Store
 from fusion.errors import ModelError
@@ -66,9 +66,10 @@ COMPARE_HEADERS: list[str] = [header for _, header in _COLUMNS]
 
 
 def combinations(grid: dict[str, list[str | None]]) -> list[dict[str, str | None]]:
-    """Every choice of one entry per input, in MODALITIES order; the all-None choice is skipped."""
+    """Every choice of one entry per input, inputs in the join's order (by modality); the all-None choice is
+    skipped. Inputs are named as for `train` (`midi`, or `midi.pianoroll`: featurestore.join.name_inputs)."""
     validate_grid(grid)
-    names = [name for name in MODALITIES if name in grid]
+    names = list(ordered_inputs(grid))
     choices = itertools.product(*(list(dict.fromkeys(grid[name])) for name in names))
     combos = [dict(zip(names, choice)) for choice in choices]
     return [combo for combo in combos if any(spec is not None for spec in combo.values())]
@@ -81,11 +82,12 @@ def combination_label(combo: dict[str, str | None]) -> str:
 
 def validate_grid(grid: dict[str, list[str | None]]) -> None:
     """Refuse unknown inputs, empty choice lists and malformed specs before any training."""
-    unknown = sorted(set(grid) - set(MODALITIES))
-    if unknown:
-        raise ModelError(f"unknown inputs {unknown} in the compare grid; expected some of {', '.join(MODALITIES)}")
     if not grid:
         raise ModelError(f"the compare grid is empty; give versions for some of {', '.join(MODALITIES)}")
+    try:
+        ordered_inputs(grid)  # refuses names that are not MODALITY or MODALITY.TAG
+    except InputNameError as exc:
+        raise ModelError(f"unknown input in the compare grid: {exc}") from None
     for name, specs in grid.items():
         if not specs:
             raise ModelError(f"no versions given for {name!r}; list ENCODER:VERSION entries or 'none'")

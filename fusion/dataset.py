@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from featurestore.join import JoinResult, input_arrays
+from featurestore.schemas import input_modality
 from featurestore.taxonomy import (
     COLORS,
     DIMENSIONS,
@@ -38,6 +39,9 @@ class FusionData:
     color_targets: np.ndarray  # [N] int
     has_lyrics: np.ndarray | None = None  # [N] bool: the segment has lyric text (segments.has_lyrics)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (segment_id, reason)
+    # input -> the modality each of its tables reads, in fill order (`midi` from pianoroll then an audio
+    # transcription: ("midi", "audio")); an input not listed reads the modality its name says.
+    reads: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.segment_ids)
@@ -45,6 +49,10 @@ class FusionData:
     @property
     def inputs(self) -> tuple[str, ...]:
         return tuple(self.values)
+
+    def reads_of(self, name: str) -> tuple[str, ...]:
+        """The modalities input `name`'s tables read, in fill order."""
+        return self.reads.get(name) or (input_modality(name),)
 
 
 def build_dataset(result: JoinResult) -> FusionData:
@@ -67,6 +75,7 @@ def build_dataset(result: JoinResult) -> FusionData:
         segment_ids=segment_ids[keep], song_ids=columns["song_id"], colors=labels.pop("color_name"),
         values=values, masks=masks, soft_targets=labels["soft"], mode_targets=labels["single"],
         color_targets=labels["color"], skipped=skipped,
+        reads={name: tuple(t.modality for t in source.tables) for name, source in result.sources.items()},
         has_lyrics=np.asarray(table.column("has_lyrics").to_pylist(), dtype=bool)[keep]
         if "has_lyrics" in table.column_names else None,
     )

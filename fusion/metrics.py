@@ -14,8 +14,9 @@ A metrics *block* is computed for one set of rows and holds:
   truth (a colour the block never contains would otherwise add a meaningless 0).
 
 ``compute_metrics`` returns ``{"overall", "per_color", "subsets"}``. Subsets group
-rows by which inputs were present (the masks fed to the model). An input that
-is not part of the model counts as absent on every row.
+rows by which modalities were present (the masks fed to the model; a modality
+is present where any input reading it was, e.g. `midi` or `midi.pianoroll`). A
+modality no input reads counts as absent on every row.
 
 - ``all``: every row (the same rows as ``overall``);
 - ``no_lyrics``: segments without lyric text (``Predictions.has_lyrics``, from
@@ -48,6 +49,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from featurestore.errors import InputNameError
+from featurestore.schemas import MODALITIES, input_modality
 from featurestore.taxonomy import COLORS, DIMENSIONS
 from fusion.errors import ModelError
 from fusion.layout import HEAD_LABELS, HEADS
@@ -63,7 +66,6 @@ METRIC_KEYS: tuple[str, ...] = (
     "color_macro_f1",
 )
 METRICS_TABLE_COLUMNS: list[str] = ["rows", "n", "temporal", "spatial", "ontological", "mode", "colour", "colour F1"]
-INPUT_NAMES: tuple[str, ...] = ("audio", "midi", "lyrics", "concept")
 
 
 @dataclass
@@ -92,9 +94,11 @@ class Predictions:
                 raise ModelError(f"predictions lack the {head!r} head; expected heads {', '.join(HEADS)}")
             if np.shape(self.probs[head]) != (n, width):
                 raise ModelError(f"probs[{head!r}] has shape {np.shape(self.probs[head])}, expected {(n, width)}")
-        unknown = sorted(set(self.present) - set(INPUT_NAMES))
-        if unknown:
-            raise ModelError(f"unknown inputs {unknown} in predictions; expected some of {', '.join(INPUT_NAMES)}")
+        for name in self.present:
+            try:
+                input_modality(name)
+            except InputNameError as exc:
+                raise ModelError(f"predictions for an unknown input: {exc}") from None
         per_row = [self.song_ids, self.colors, *self.targets.values(), *self.present.values()]
         per_row += [] if self.has_lyrics is None else [self.has_lyrics]
         if any(len(array) != n for array in per_row):
@@ -117,11 +121,11 @@ class Predictions:
                 sliced[f.name] = np.asarray(value)[mask]
         return Predictions(**sliced)
 
-    def has(self, name: str) -> np.ndarray:
-        """Presence mask of input `name`; all false when it is not an input."""
-        if name in self.present:
-            return np.asarray(self.present[name], dtype=bool)
-        return np.zeros(len(self), dtype=bool)
+    def has(self, modality: str) -> np.ndarray:
+        """Rows where some input reading `modality` (`midi`, `midi.pianoroll`, ...) was fed; all false when no
+        input reads it."""
+        fed = [np.asarray(mask, dtype=bool) for name, mask in self.present.items() if input_modality(name) == modality]
+        return np.any(fed, axis=0) if fed else np.zeros(len(self), dtype=bool)
 
 
 def confusion_matrix(true_idx: np.ndarray, pred_idx: np.ndarray, n: int) -> np.ndarray:
@@ -180,8 +184,8 @@ def metrics_block(pred: Predictions) -> dict:
 
 def subset_masks(pred: Predictions) -> dict[str, np.ndarray]:
     """Row masks of the modality-availability subsets (definitions in the module docstring)."""
-    audio, midi, lyrics, concept = (pred.has(name) for name in INPUT_NAMES)
-    inputs = set(pred.present)
+    audio, midi, lyrics, concept = (pred.has(modality) for modality in MODALITIES)
+    inputs = {input_modality(name) for name in pred.present}
     no_lyrics = ~lyrics if pred.has_lyrics is None else ~np.asarray(pred.has_lyrics, dtype=bool)
     masks = {"all": np.ones(len(pred), dtype=bool), "no_lyrics": no_lyrics}
     if "audio" in inputs:

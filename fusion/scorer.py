@@ -18,6 +18,9 @@ decoding and encoder code as a stored segment and gets the same vector.
   an audio-only one through the transcription, so audio is scored with no audio
   model. The manifest's per-input `tables` are the one statement of that rule;
   each result's `via` names the table whose encoder fed each input.
+* Inputs are named after the modality they read (`midi`, or `midi.pianoroll`
+  beside `midi.midistats`: featurestore.schemas.input_modality); a MIDI
+  candidate feeds every input with a MIDI table, each through its own encoder.
 * Inputs a candidate lacks take the model's null path (mask false). An input
   that is given but cannot be read or encoded makes that candidate fail (its
   result carries the error, ranked last); the rest of the batch is scored.
@@ -48,11 +51,12 @@ from fusion.candidates import (
     text_or_none,
 )
 from featurestore.objectstore import StoreOptions, files_at, is_local
+from featurestore.schemas import input_modality
 from fusion.errors import ModelError
 from fusion.layout import HEADS, read_manifest, resolve_model_dir
 
-SHARED_INPUT = "concept"  # one text for the whole batch
-TEXT_INPUTS = ("lyrics", "concept")
+SHARED_INPUT = "concept"  # the modality whose one text serves the whole batch
+TEXT_INPUTS = ("lyrics", "concept")  # modalities read as text
 
 
 class ChromaticScorer:
@@ -90,7 +94,7 @@ class ChromaticScorer:
         """
         record = self.inputs[name]
         if "tables" not in record:
-            return [{**record, "modality": name}]
+            return [{**record, "modality": input_modality(name)}]
         return [{**table, "shape": record["shape"]} for table in record["tables"]]
 
     def encoder(self, name: str, source: int = 0) -> Encoder:
@@ -123,8 +127,8 @@ class ChromaticScorer:
         concept = text_or_none(concept)
         results = [ScoreResult(c.id, unused=self._unused(c, concept)) for c in items]
         feeds = self._candidate_feeds(items, results)
-        if SHARED_INPUT in self.inputs:
-            feeds[SHARED_INPUT] = self._shared_feed(concept, len(items))
+        for name in self._shared_inputs():
+            feeds[name] = self._shared_feed(name, concept, len(items))
         for i, result in enumerate(results):
             result.inputs = {name: bool(feeds[name][1][i]) for name in self.inputs}
             if result.error is None and not any(result.inputs.values()):
@@ -149,7 +153,7 @@ class ChromaticScorer:
     def _candidate_feeds(self, items: list[Candidate], results: list[ScoreResult]) -> dict:
         """{input: (values [B, *shape] float32, mask [B])} for the per-candidate inputs; errors go to results."""
         feeds = {}
-        for name in (n for n in self.inputs if n != SHARED_INPUT):
+        for name in (n for n in self.inputs if n not in self._shared_inputs()):
             values = np.zeros((len(items), *self.inputs[name]["shape"]), dtype=np.float32)
             mask = np.zeros(len(items), dtype=bool)
             routed: set[int] = set()
@@ -167,11 +171,15 @@ class ChromaticScorer:
             feeds[name] = (values, mask)
         return feeds
 
-    def _shared_feed(self, concept: str | None, batch: int) -> tuple[np.ndarray, np.ndarray]:
-        shape = self.inputs[SHARED_INPUT]["shape"]
+    def _shared_inputs(self) -> tuple[str, ...]:
+        """Inputs reading the batch's one concept text."""
+        return tuple(name for name in self.inputs if input_modality(name) == SHARED_INPUT)
+
+    def _shared_feed(self, name: str, concept: str | None, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        shape = self.inputs[name]["shape"]
         if concept is None:
             return np.zeros((batch, *shape), dtype=np.float32), np.zeros(batch, dtype=bool)
-        [vector] = self._encode_texts(SHARED_INPUT, [concept])
+        [vector] = self._encode_texts(name, [concept])
         if isinstance(vector, str):
             raise ModelError(f"cannot encode the concept text {concept!r}: {vector}")
         return np.broadcast_to(vector, (batch, *shape)), np.ones(batch, dtype=bool)
@@ -185,7 +193,7 @@ class ChromaticScorer:
                 readable.append((k, encoder_input(candidate, modality)))
             except BadInput as exc:
                 out[k] = str(exc) or type(exc).__name__
-        if name in TEXT_INPUTS:
+        if modality in TEXT_INPUTS:
             encoded = self._encode_texts(name, [item.text for _, item in readable])
         else:
             raw = self.encoder(name, source).encode([item for _, item in readable], modality) if readable else []
@@ -198,7 +206,8 @@ class ChromaticScorer:
         """Texts through a per-input cache: each distinct text is encoded once per scorer."""
         todo = list(dict.fromkeys(t for t in texts if (name, t) not in self._text_cache))
         if todo:
-            raw = self.encoder(name).encode([EncoderInput(f"text-{i}", text=t) for i, t in enumerate(todo)], name)
+            items = [EncoderInput(f"text-{i}", text=t) for i, t in enumerate(todo)]
+            raw = self.encoder(name).encode(items, self.sources(name)[0]["modality"])
             self._text_cache.update({(name, t): self._checked(name, r) for t, r in zip(todo, raw)})
         return [self._text_cache[(name, t)] for t in texts]
 

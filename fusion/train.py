@@ -23,6 +23,7 @@ from featurestore.join import join
 from featurestore.pins import check_pins, pins_from_manifest
 from featurestore.store import Store
 from featurestore.taxonomy import DIMENSIONS
+from fusion.candidates import inputs_fed_by
 from fusion.dataset import FusionData, build_dataset, song_folds, split_by_song, val_index_for_songs
 from fusion.errors import ModelError
 from fusion.export import export_onnx
@@ -238,14 +239,16 @@ def predict(model: FusionModel, data: FusionData, index: np.ndarray, batch_size:
 
 
 def predict_midi_candidates(model: FusionModel, data: FusionData, index: np.ndarray, batch_size: int = 256):
-    """`predict` on the rows of `index` that have MIDI, fed MIDI alone (every other input, concept included,
-    on its null path): each row as ChromaticScorer scores a MIDI candidate. None when MIDI is not an input."""
-    if "midi" not in data.masks:
+    """`predict` on the rows of `index` that have MIDI, fed MIDI alone: each row as ChromaticScorer scores a MIDI
+    candidate. Every input with a MIDI table keeps its mask (a `midistats` input beside a piano-roll one: both),
+    every other input, concept included, takes its null path. None when no input reads MIDI."""
+    fed = inputs_fed_by("midi", {name: data.reads_of(name) for name in data.inputs})
+    if not fed:
         return None
-    rows = index[data.masks["midi"][index]]
+    rows = index[np.any([data.masks[name][index] for name in fed], axis=0)]
     if len(rows) == 0:
         return None
-    alone = {name: mask if name == "midi" else np.zeros_like(mask) for name, mask in data.masks.items()}
+    alone = {name: mask if name in fed else np.zeros_like(mask) for name, mask in data.masks.items()}
     return predict(model, replace(data, masks=alone), rows, batch_size)
 
 
