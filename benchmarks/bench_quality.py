@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmd import replace_section  # noqa: E402  (benchmarks/ is the script's directory)
 from encoders.job import EncodeConfig, run_encode  # noqa: E402
 from featurestore.ingest import ingest_paths  # noqa: E402
+from featurestore.join import name_inputs  # noqa: E402
 from featurestore.store import Store  # noqa: E402
 from fusion.folds import aggregate, mean_sd_text, run_summary  # noqa: E402
 from fusion.presets import PRESETS, SCORER_ENCODING, SCORER_MIDI  # noqa: E402
@@ -35,6 +36,7 @@ from synth import SynthConfig, write_corpus  # noqa: E402
 TEXT = {"lyrics": "minilm:v1", "concept": "minilm:v1"}
 AUDIO = {"audio": "spectral:v1"}
 MIDISTATS_V1 = {"midi": "midistats:v1"}
+V1_AND_ROLL = name_inputs("midi", ["midistats:v1", "pianoroll:v1"])  # {"midi.midistats": ..., "midi.pianoroll": ...}
 # name -> (inputs, TrainConfig overrides); every row uses the same folds and seed.
 GRID: dict[str, tuple[dict, dict]] = {
     "all, pianoroll": ({**AUDIO, "midi": "pianoroll:v1", **TEXT}, {}),
@@ -52,6 +54,16 @@ GRID: dict[str, tuple[dict, dict]] = {
     "MIDI only, midistats v1 (the scorer preset until 2026-11-30)": (MIDISTATS_V1, {}),
     "MIDI only, midistats v2-instruments (instruments)": ({"midi": "midistats:v2-instruments"}, {}),
     "MIDI only, midistats v2 (parts; = train --preset scorer)": (PRESETS["scorer"].inputs, PRESETS["scorer"].overrides),
+    # Two inputs read one MIDI file: statistics (tempo, beat grid, densities) beside a learned roll encoder.
+    "MIDI only, midistats v1 + pianoroll chroma": (V1_AND_ROLL, {"tensor_encoder": "chroma"}),
+    "MIDI only, midistats v1 + pianoroll cnn2d": (V1_AND_ROLL, {"tensor_encoder": "cnn2d"}),
+    # A candidate always brings both, so no training row needs to learn to read one of them alone.
+    "MIDI only, midistats v1 + pianoroll chroma, no input dropout": (
+        V1_AND_ROLL, {"tensor_encoder": "chroma", "modality_dropout": 0.0, "solo_dropout": 0.0}),
+    # Per-sample weights over the two views (FusionConfig.fusion) instead of concatenating them.
+    "MIDI only, midistats v1 + pianoroll chroma, gated": (V1_AND_ROLL, {"tensor_encoder": "chroma", "fusion": "gated"}),
+    "MIDI only, midistats v2 (parts) + pianoroll chroma": (name_inputs("midi", [SCORER_MIDI, "pianoroll:v1"]),
+                                                            {**PRESETS["scorer"].overrides, "tensor_encoder": "chroma"}),
 }
 ENCODINGS = (("spectral", "v1", {}, ("audio",)), ("pianoroll", "v1", {}, ("midi",)),
              ("pianoroll", "v3", {"families": True}, ("midi",)),
