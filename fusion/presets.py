@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from encoders.registry import get_encoder_class, make_config
 from featurestore.registry import get_encoder_record
-from featurestore.schemas import FeatureTableName
+from featurestore.schemas import FeatureTableName, input_modality
 from featurestore.store import Store
 from fusion.errors import ModelError
 
@@ -75,7 +75,8 @@ def check_preset_tables(store: Store, name: str) -> None:
     chosen = preset(name)
     for input_name, spec in chosen.inputs.items():
         encoding = next(e for e in chosen.encodings if e.spec == spec)
-        table = str(FeatureTableName.from_spec(input_name, spec))
+        modality = input_modality(input_name)
+        table = str(FeatureTableName.from_spec(modality, spec))
         record = get_encoder_record(store, table)
         if record is None:
             raise ModelError(f"--preset {name} reads {table}, which this store does not have; run `{encoding.command}`")
@@ -85,5 +86,5 @@ def check_preset_tables(store: Store, name: str) -> None:
                 f"--preset {name} reads {table} as {encoding.encoder} with params {encoding.stored_params()}, but this "
                 f"store's {table} was encoded by {record.encoder} with params {record.params_dict}. Encode the "
                 f"preset's features under another label (`{encoding.command.replace(encoding.version, other_label, 1)}`) "
-                f"and train on it without the preset (`chromatic train --{input_name} {encoding.encoder}:{other_label}`)"
+                f"and train on it without the preset (`chromatic train --{modality} {encoding.encoder}:{other_label}`)"
             )
