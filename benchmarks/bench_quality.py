@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmd import replace_section  # noqa: E402  (benchmarks/ is the script's directory)
 from encoders.job import EncodeConfig, run_encode  # noqa: E402
 from featurestore.ingest import ingest_paths  # noqa: E402
-from featurestore.join import name_inputs  # noqa: E402
+from featurestore.input_specs import name_inputs  # noqa: E402
 from featurestore.store import Store  # noqa: E402
 from fusion.folds import aggregate, mean_sd_text, run_summary  # noqa: E402
 from fusion.presets import PRESETS, SCORER_ENCODING, SCORER_MIDI  # noqa: E402

@@ -114,8 +114,8 @@ def eval_command(
 
 def _given_inputs(audio: list[str] | None, midi: list[str] | None, lyrics: list[str] | None,
                   concept: list[str] | None) -> dict[str, str]:
-    """{input name: spec}; a repeated option gives several inputs of its modality (featurestore.join.name_inputs)."""
-    from featurestore.join import name_inputs
+    """{input name: spec}; a repeated option gives several inputs of its modality (featurestore.input_specs)."""
+    from featurestore.input_specs import name_inputs
 
     inputs: dict[str, str] = {}
     for modality, specs in {"audio": audio, "midi": midi, "lyrics": lyrics, "concept": concept}.items():
@@ -179,7 +179,7 @@ def _version_list(value: str | None) -> list[str | None] | None:
 def _version_grid(options: dict[str, list[str]]) -> dict[str, list[str | None]]:
     """{input name: versions to try}; a repeated option gives one input per list, each named after the first
     version it lists (as `train` names repeated options)."""
-    from featurestore.join import name_inputs
+    from featurestore.input_specs import name_inputs
     from fusion.errors import ModelError
 
     grid: dict[str, list[str | None]] = {}

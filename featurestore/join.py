@@ -24,7 +24,8 @@ are `audio.*` tables feeding the `midi` input).
 
 Input names: an input is named after the modality it reads (`midi`), or
 `midi.TAG` where several inputs read one modality (`--midi midistats:v1 --midi
-pianoroll:v1` gives `midi.midistats` and `midi.pianoroll`, see `name_inputs`);
+pianoroll:v1` gives `midi.midistats` and `midi.pianoroll`, see
+featurestore/input_specs.py);
 the part before the dot picks the tables (`midi.pianoroll.v1`) and tells the
 scorer what a candidate must give.
 
@@ -44,18 +45,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from featurestore.errors import InputNameError, SchemaMismatchError, StoreError, TableNotFoundError
+from featurestore.errors import SchemaMismatchError, StoreError, TableNotFoundError
+from featurestore.input_specs import ordered_inputs, split_spec
 from featurestore.lineage import ABSENT, DIGEST_COLUMN, INPUT_DIGEST, ROW_DIGEST
 from featurestore.registry import EncoderRecord, get_encoder_record
-from featurestore.schemas import (
-    KEY,
-    MODALITIES,
-    SEGMENTS,
-    FeatureTableName,
-    input_modality,
-    input_name,
-    vector_shape,
-)
+from featurestore.schemas import KEY, SEGMENTS, FeatureTableName, input_modality, vector_shape
 from featurestore.store import Store
 
 LABEL_COLUMNS: tuple[str, ...] = ("segment_id", "song_id", "color", "temporal", "spatial", "ontological")
@@ -64,8 +58,6 @@ LABEL_COLUMNS: tuple[str, ...] = ("segment_id", "song_id", "color", "temporal", 
 AVAILABILITY_COLUMNS: tuple[str, ...] = ("has_lyrics",)
 _CONVERT_ROWS = 1024  # rows converted to numpy at a time: bounds the temporaries of big tensors
 
-
-COALESCE = "|"
 
 
 @dataclass(frozen=True)
@@ -164,35 +156,6 @@ class InputArrays:
     invalid_segments: list[str] = field(default_factory=list)  # masked because of non-finite values
 
 
-def ordered_inputs(inputs: dict[str, str]) -> dict[str, str]:
-    """Validate input names (`midi`, `midi.pianoroll`: featurestore.schemas.input_modality) and put them in the
-    canonical order: by modality (taxonomy of modalities), then as given."""
-    if not inputs:
-        raise StoreError(f"no inputs given; choose at least one of {', '.join(MODALITIES)}, e.g. --audio clap:v1")
-    rank = {name: MODALITIES.index(input_modality(name)) for name in inputs}
-    return {name: inputs[name] for name in sorted(inputs, key=rank.__getitem__)}
-
-
-def name_inputs(modality: str, specs: list[str]) -> dict[str, str]:
-    """{input name: spec} for the specs given for one modality (`--midi A --midi B`).
-
-    One spec keeps the plain name (`midi`), as every run has. Several are told apart by the encoder of
-    each one's first table (`midi.midistats`, `midi.pianoroll`), or by encoder and version where encoders
-    repeat (`midi.pianoroll-v1`, `midi.pianoroll-v2`): a name says what the input reads.
-    """
-    input_modality(modality)
-    if len(specs) == 1:
-        return {modality: specs[0]}
-    firsts = [FeatureTableName.from_spec(modality, split_spec(spec)[0]) for spec in specs]
-    for tags in ([f.encoder for f in firsts], [f"{f.encoder}-{f.version}" for f in firsts]):
-        if len(set(tags)) == len(tags):
-            return {input_name(modality, tag): spec for tag, spec in zip(tags, specs)}
-    raise InputNameError(
-        f"{len(specs)} {modality} inputs given ({', '.join(specs)}) but two start with the same table, so they "
-        f"cannot be named apart; give each table once, or coalesce them into one input (A:V1|B:V1)"
-    )
-
-
 def join(store: Store, inputs: dict[str, str], versions: dict[str, int] | None = None) -> JoinResult:
     """Every segment + one value/mask column pair per input.
 
@@ -219,22 +182,6 @@ def join(store: Store, inputs: dict[str, str], versions: dict[str, int] | None =
         table = table.append_column(f"{name}_mask", mask)
         sources[name] = source
     return JoinResult(table, sources, segments_version)
-
-
-def split_spec(spec: str) -> list[str]:
-    """"pianoroll:v1|basicpitch:v1" -> ["pianoroll:v1", "basicpitch:v1"] (blanks refused)."""
-    parts = [part.strip() for part in spec.split(COALESCE)]
-    if not all(parts):
-        raise StoreError(f"bad input spec {spec!r}; expected ENCODER:VERSION or A:V1|B:V1 (first present wins)")
-    if len(set(parts)) != len(parts):
-        raise StoreError(f"input spec {spec!r} names a table twice; list each source once")
-    return parts
-
-
-def check_spec(name: str, spec: str) -> None:
-    """Refuse a malformed input name or spec before anything is read."""
-    for part in split_spec(spec):
-        FeatureTableName.from_spec(input_modality(name), part)
 
 
 def source_tables(store: Store, name: str, spec: str) -> list[str]:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from featurestore.errors import ChromaticError, InputNameError, TableNotFoundError
-from featurestore.join import check_spec, ordered_inputs, source_tables
+from featurestore.input_specs import check_spec, ordered_inputs
+from featurestore.join import source_tables
 from featurestore.schemas import MODALITIES
 from featurestore.store import Store
 from fusion.errors import ModelError
@@ -67,7 +68,7 @@ COMPARE_HEADERS: list[str] = [header for _, header in _COLUMNS]
 
 def combinations(grid: dict[str, list[str | None]]) -> list[dict[str, str | None]]:
     """Every choice of one entry per input, inputs in the join's order (by modality); the all-None choice is
-    skipped. Inputs are named as for `train` (`midi`, or `midi.pianoroll`: featurestore.join.name_inputs)."""
+    skipped. Inputs are named as for `train` (`midi`, or `midi.pianoroll`: featurestore.input_specs.name_inputs)."""
     validate_grid(grid)
     names = list(ordered_inputs(grid))
     choices = itertools.product(*(list(dict.fromkeys(grid[name])) for name in names))

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from encoders.job import EncodeConfig, run_encode
 from featurestore.errors import InputNameError
-from featurestore.join import name_inputs, ordered_inputs
+from featurestore.input_specs import name_inputs, ordered_inputs
 from featurestore.schemas import MEDIA, SEGMENTS, input_modality, input_name
 from featurestore.taxonomy import DIMENSIONS
 from fusion.candidates import chromatic_match, inputs_fed_by
