@@ -64,6 +64,8 @@ GRID: dict[str, tuple[dict, dict]] = {
     "MIDI only, midistats v1 + pianoroll chroma, gated": (V1_AND_ROLL, {"tensor_encoder": "chroma", "fusion": "gated"}),
     "MIDI only, midistats v2 (parts) + pianoroll chroma": (name_inputs("midi", [SCORER_MIDI, "pianoroll:v1"]),
                                                             {**PRESETS["scorer"].overrides, "tensor_encoder": "chroma"}),
+    "MIDI only, midistats v2 (parts) + pianoroll v3 (families) chroma": (
+        name_inputs("midi", [SCORER_MIDI, "pianoroll:v3"]), {**PRESETS["scorer"].overrides, "tensor_encoder": "chroma"}),
 }
 ENCODINGS = (("spectral", "v1", {}, ("audio",)), ("pianoroll", "v1", {}, ("midi",)),
              ("pianoroll", "v3", {"families": True}, ("midi",)),
