@@ -50,7 +50,6 @@ GRID: dict[str, tuple[dict, dict]] = {
     "MIDI only, pianoroll chroma, batch 32": ({"midi": "pianoroll:v1"}, {"tensor_encoder": "chroma", "batch_size": 32}),
     "MIDI only, pianoroll v3 (families)": ({"midi": "pianoroll:v3"}, {}),
     "MIDI only, pianoroll v3 (families) chroma": ({"midi": "pianoroll:v3"}, {"tensor_encoder": "chroma"}),
-    "MIDI only, pianoroll v4 (families, tempo) chroma": ({"midi": "pianoroll:v4"}, {"tensor_encoder": "chroma"}),
     "MIDI only, midistats v1, batch 32": (MIDISTATS_V1, {"batch_size": 32}),
     "MIDI only, midistats v1 (the scorer preset until 2026-11-30)": (MIDISTATS_V1, {}),
     "MIDI only, midistats v2-instruments (instruments)": ({"midi": "midistats:v2-instruments"}, {}),
@@ -70,7 +69,6 @@ GRID: dict[str, tuple[dict, dict]] = {
 }
 ENCODINGS = (("spectral", "v1", {}, ("audio",)), ("pianoroll", "v1", {}, ("midi",)),
              ("pianoroll", "v3", {"families": True}, ("midi",)),
-             ("pianoroll", "v4", {"families": True, "tempo": True}, ("midi",)),
              ("midistats", "v1", {}, ("midi",)),
              (SCORER_ENCODING.encoder, SCORER_ENCODING.version, SCORER_ENCODING.params, ("midi",)),
              ("midistats", "v2-instruments", {"features": "instruments"}, ("midi",)),

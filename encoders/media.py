@@ -121,15 +121,6 @@ class NoteTable:
         return int(self.pitch.size)
 
 
-def average_bpm(notes: NoteTable) -> float | None:
-    """Beats elapsed per minute over [0, the last note's end] (None for a file with no length): the
-    tempo map's average as the music is heard."""
-    last_tick, last_s = int(notes.end_tick.max()), float(notes.end_s.max())
-    if last_tick == 0 or last_s <= 0:
-        return None
-    return (last_tick / notes.ticks_per_beat) / last_s * 60.0
-
-
 def tempo_map(midi: SmfContents) -> tuple[np.ndarray, np.ndarray]:
     """(change ticks, bpm at each) sorted by tick; one tempo per tick (the last wins).
 

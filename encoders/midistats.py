@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from encoders.base import BadInput, Encoder, EncoderConfig, EncoderInput
-from encoders.media import NoteTable, average_bpm, check_modality, decode_midi, note_table
+from encoders.media import NoteTable, check_modality, decode_midi, note_table
 from encoders.registry import register
 from encoders.errors import EncoderError
 
@@ -283,6 +283,9 @@ def _duration_stats(notes: NoteTable) -> list[float]:
 
 
 def _average_tempo_log2(notes: NoteTable) -> float:
-    """log2(mean bpm / 120) over [0, last note end]; 0 where a file has no length."""
-    bpm = average_bpm(notes)
-    return 0.0 if bpm is None else float(np.log2(bpm / 120.0))
+    """log2(mean bpm / 120) over [0, last note end]: beats elapsed per minute."""
+    last_tick, last_s = int(notes.end_tick.max()), float(notes.end_s.max())
+    if last_tick == 0 or last_s <= 0:
+        return 0.0
+    bpm = (last_tick / notes.ticks_per_beat) / last_s * 60.0
+    return float(np.log2(bpm / 120.0))

@@ -13,10 +13,7 @@ Rows: `drums="keep"` merges drum notes into rows 0..127 by their note number,
 drums in a second block, rows 128..255 (shape (256, steps)). `families=true`
 appends 16 rows, one per General MIDI instrument family (program // 8), marking
 when that family plays (pitched notes only): what a multitrack roll keeps of
-the instrumentation. `tempo=true` appends one last row holding the file's
-average tempo (log-scaled, `tempo_level`) up to the last note's end, as a
-multitrack roll keeps a tempo track. Where notes of one row overlap, the
-loudest wins.
+the instrumentation. Where notes of one row overlap, the loudest wins.
 """
 
 from __future__ import annotations
@@ -28,7 +25,7 @@ import numpy as np
 
 from encoders.base import BadInput, Encoder, EncoderConfig, EncoderInput
 from encoders.errors import EncoderError
-from encoders.media import NoteTable, average_bpm, check_modality, decode_midi, note_table
+from encoders.media import NoteTable, check_modality, decode_midi, note_table
 from encoders.registry import register
 
 VELOCITY_MODES = ("velocity", "binary")
@@ -47,7 +44,6 @@ class PianoRollConfig(EncoderConfig):
     velocity: str = "velocity"  # velocity (vel/127) | binary (1 where a note sounds)
     drums: str = "keep"  # keep | drop | separate
     families: bool = False  # 16 more rows: when each General MIDI instrument family plays
-    tempo: bool = False  # one more row: the file's average tempo, over the steps up to the last note's end
 
     def __post_init__(self):
         # Canonical types, so resolution_ms=50 and "50" give one fingerprint.
@@ -58,12 +54,11 @@ class PianoRollConfig(EncoderConfig):
             raise EncoderError(f"pianoroll drums={self.drums!r}; choose one of {', '.join(DRUM_MODES)}")
 
     def to_json(self) -> str:
-        # Options added after v1 are left out at their defaults: tables encoded before they existed
-        # keep their fingerprint, so their runs stay scoreable.
+        # `families` is left out at its default: tables encoded before it existed keep their
+        # fingerprint, so their runs stay scoreable.
         params = asdict(self)
-        for option in ("families", "tempo"):
-            if not params[option]:
-                del params[option]
+        if not self.families:
+            del params["families"]
         return json.dumps(params, sort_keys=True)
 
 
@@ -103,7 +98,7 @@ class PianoRollEncoder(Encoder):
 
 
 def roll_rows(config: PianoRollConfig) -> int:
-    return note_rows(config) + (FAMILIES if config.families else 0) + (1 if config.tempo else 0)
+    return note_rows(config) + (FAMILIES if config.families else 0)
 
 
 def note_rows(config: PianoRollConfig) -> int:
@@ -129,17 +124,5 @@ def render_roll(notes: NoteTable, config: PianoRollConfig) -> np.ndarray:
     for rows, shown in marks:
         for r, a, b, v in zip(rows[shown], first[shown], np.minimum(stop[shown], config.steps), level[shown]):
             np.maximum(roll[r, a:b], v, out=roll[r, a:b])
-    if config.tempo and notes.size:
-        roll[-1, : min(int(stop.max()), config.steps)] = tempo_level(average_bpm(notes))
     return roll.astype(np.float16)
-
-
-def tempo_level(bpm: float | None) -> float:
-    """A tempo as a roll level in (0, 1]: log2(bpm / 120) / 4 + 0.5, so 30-480 bpm span 0-1 and 120 bpm is 0.5.
-
-    Kept above 0, so the row marks the music's length like a sounding note (the temporal
-    roll encoders pool over the steps up to the last one where anything sounds)."""
-    if bpm is None:
-        return 0.5
-    return float(np.clip(np.log2(bpm / 120.0) / 4 + 0.5, 1 / 64, 1.0))
 

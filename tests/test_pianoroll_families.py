@@ -1,14 +1,13 @@
-"""pianoroll's instrument-family rows (`families=true`) and tempo row (`tempo=true`)."""
+"""pianoroll's instrument-family rows (`families=true`)."""
 
 import json
 
 import numpy as np
-import pytest
 
 from encoders.base import EncoderInput
-from encoders.pianoroll import PianoRollConfig, PianoRollEncoder, tempo_level
+from encoders.pianoroll import PianoRollConfig, PianoRollEncoder
 from encoders.registry import make_config
-from tinydata import midi_bytes, parts_midi
+from tinydata import parts_midi
 
 
 def roll_of(data: bytes, **params) -> np.ndarray:
@@ -39,16 +38,3 @@ def test_families_keep_v1_fingerprint_and_change_the_identity():
     assert json.loads(families.config.to_json())["families"] is True
     assert families.fingerprint() != PianoRollEncoder(PianoRollConfig()).fingerprint()
     assert families.shape == (144, 256)
-
-
-def test_tempo_row_holds_the_average_tempo_up_to_the_last_note():
-    notes = [(60, 0, 1, 100), (64, 1, 1, 100)]  # two beats of music
-    for bpm in (60.0, 120.0, 240.0):
-        roll = roll_of(midi_bytes(notes, tempo_bpm=bpm), tempo="true", families="true", steps=80)
-        assert roll.shape == (128 + 16 + 1, 80)
-        length = round(2 * 60 / bpm / 0.1)  # two beats in 100 ms steps
-        assert np.flatnonzero(roll[-1]).tolist() == list(range(length))  # silence after the music stays silent
-        assert roll[-1, 0] == np.float16(tempo_level(bpm))
-    assert [tempo_level(b) for b in (30.0, 120.0, 480.0)] == pytest.approx([1 / 64, 0.5, 1.0])  # 30 bpm: kept above 0
-    assert json.loads(PianoRollConfig(tempo=True).to_json())["tempo"] is True
-    assert "tempo" not in json.loads(PianoRollConfig().to_json())
