@@ -11,7 +11,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from featurestore.search import DEFAULT_SETTINGS  # noqa: E402
+from featurestore.search_cost import DEFAULT_SETTINGS  # noqa: E402
 
 SECTION_TITLE = "Search"
 

@@ -133,6 +133,7 @@ class NeighborResult:
     queries: list[str]
     found: list[list[Neighbor]]
     seconds: dict[str, float] = field(default_factory=dict)
+    stale_left_out: int = 0  # rows whose input changed since they were encoded: never searched
 
 
 _SOURCES = {"segments": "--segment", "midi_paths": "--midi", "audio_paths": "--audio", "texts": "--text"}
@@ -156,7 +157,8 @@ def find_neighbors(store: Store, request: NeighborQuery) -> NeighborResult:
     search_filter = SearchFilter(request.colors, request.songs, request.where)
     found = searcher.search_many(queries, request.k, search_filter, request.include_self, request.exact)
     seconds = {"open": opened - started, "encode": encoded - opened, "search": time.perf_counter() - encoded}
-    return NeighborResult(table, [str(v) for v in values], found, {k: round(v, 4) for k, v in seconds.items()})
+    return NeighborResult(table, [str(v) for v in values], found, {k: round(v, 4) for k, v in seconds.items()},
+                          len(searcher.stale_ids))
 
 
 def _content_vectors(store: Store, table: str, kind: str, values: list) -> list[np.ndarray]:

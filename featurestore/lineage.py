@@ -17,6 +17,8 @@ import json
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from featurestore.schemas import KEY, SEGMENTS
 
@@ -111,8 +113,13 @@ def stale_counts(store, table: str, modality: str, current: dict[str, str | None
     if modality not in DIGEST_COLUMN:
         return StaleCounts()  # e.g. fused tables: computed from several inputs, by a model run
     current = current if current is not None else current_input_digests(store, modality)
+    return compare_digests(recorded_digests(store, table), current)
+
+
+def compare_digests(recorded: dict[str, str | None], current: dict[str, str | None]) -> StaleCounts:
+    """StaleCounts of feature rows ({segment_id: recorded input digest}) against their segments' digests now."""
     stale, unrecorded, unknown = [], 0, 0
-    for sid, digest in recorded_digests(store, table).items():
+    for sid, digest in recorded.items():
         if sid not in current:
             continue  # a segment no longer in `segments`: the join never reads it
         verdict = is_current(digest, current[sid])
@@ -123,3 +130,25 @@ def stale_counts(store, table: str, modality: str, current: dict[str, str | None
         elif not verdict:
             stale.append(sid)
     return StaleCounts(len(stale), unrecorded, unknown, frozenset(stale))
+
+
+def stale_segment_ids(features, segments, modality: str, row_filter: str | None = None) -> pa.Array:
+    """Segment ids whose row in `features` was computed from an input that has changed since, per `segments`.
+
+    Both are Lance datasets at one version each (a search session's snapshot), so the answer belongs to that
+    snapshot. The rule is `compare_digests`' over whole columns: a row written before lineage (no recorded
+    digest) or a segment whose digest is unknown is not called stale. `row_filter`: only these feature rows.
+    """
+    if modality not in DIGEST_COLUMN or segments is None or INPUT_DIGEST not in features.schema.names:
+        return pa.array([], pa.string())
+    column = DIGEST_COLUMN[modality]
+    if column not in segments.schema.names or ROW_DIGEST not in segments.schema.names:
+        return pa.array([], pa.string())
+    now = segments.to_table(columns=[KEY, column, ROW_DIGEST])
+    rows = features.to_table(columns=[KEY, INPUT_DIGEST], filter=row_filter)
+    at = pc.index_in(rows.column(KEY), value_set=now.column(KEY).combine_chunks())
+    known = pc.is_valid(pc.take(now.column(ROW_DIGEST), at))  # null `at` (segment gone) is not known either
+    current = pc.fill_null(pc.take(now.column(column), at), ABSENT)
+    recorded = rows.column(INPUT_DIGEST)
+    stale = pc.and_(pc.and_(known, pc.is_valid(recorded)), pc.not_equal(recorded, current))
+    return rows.column(KEY).filter(pc.fill_null(stale, False)).combine_chunks()

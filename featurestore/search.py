@@ -43,9 +43,11 @@ import pyarrow.compute as pc
 
 from featurestore.errors import SearchError
 from featurestore.feature_table import PRESENT
+from featurestore.lineage import stale_segment_ids
 from featurestore.resident import Hits, ResidentCache, ResidentVectors, streamed_nearest
-from featurestore.schemas import SEGMENTS
+from featurestore.schemas import SEGMENTS, FeatureTableName
 from featurestore.search_cache import SNAPSHOTS, snapshot_key
+from featurestore.search_cost import DEFAULT_SETTINGS, SearchSettings, exact_is_cheaper
 from featurestore.search_inputs import (
     IDS_PER_LOOKUP,
     NO_FILTER,
@@ -71,35 +73,6 @@ NEIGHBOR_METADATA = ["segment_id", "song_id", "color", "start_s", "end_s"]
 _NOT_LOOKED_UP = object()
 
 
-@dataclass(frozen=True)
-class SearchSettings:
-    """How queries run. Defaults reach recall@10 >= 0.95 on the benchmark (BENCHMARKS.md)."""
-
-    # Fewer candidates than this are searched exactly: as fast as the index there (BENCHMARKS.md).
-    exact_below: int = 2_000
-    # Partitions probed by an unfiltered query; a filter keeping a fraction f of the rows probes nprobes / f
-    # (capped at all), so about as many matching rows are ranked as without a filter.
-    nprobes: int = 20
-    # Re-rank 20x k candidates on full vectors: recall@10 0.997 vs 0.977 at 10 (BENCHMARKS.md sweep).
-    refine_factor: int = 20
-    # RAM a session may hold candidate vectors in (float32 rows + ids); beyond it exact search streams.
-    resident_mb: int = 1024
-    scan_batch: int = 8192
-    # The cost model choosing, for a candidate set in RAM (or searched again, so worth reading into RAM),
-    # between one exact product over it and the index. Fitted by benchmarks/bench_search.py's cost-model
-    # runs on this machine (BENCHMARKS.md): only the ratios between them matter for the choice.
-    exact_ns_per_value: float = 0.29  # resident product + partial sort, per candidate per dimension
-    index_fixed_ms: float = 10.0  # per index query: planning, partition ranking, reading the results
-    index_ns_per_code: float = 0.19  # IVF_PQ scan, per probed row per PQ sub-vector
-    # A row-address mask sends Lance's PQ scan down a slower path, per allowed row in the probed partitions.
-    index_ns_per_allowed_code: float = 1.2
-    index_refine_us_per_row: float = 18.0  # re-ranking one row on its full vector read from disk
-    # Reading vectors into RAM: a filter's scattered rows cost more each than one scan of the whole table.
-    read_us_per_row_by_filter: float = 9.5
-    read_us_per_row_scanned: float = 3.7
-
-
-DEFAULT_SETTINGS = SearchSettings()
 
 
 @dataclass(frozen=True)
@@ -156,6 +129,7 @@ class Searcher:
         self.space = table_space(self.store, self.table, self._features)
         self._index = _NOT_LOOKED_UP
         self._rows: tuple[pa.Array, np.ndarray] | None = None
+        self._stale: pa.Array | None = None
         self._filters: dict[SearchFilter, Candidates | None] = {}
         self._uses: Counter = Counter()  # queries per filter, to read repeatedly searched sets into RAM
         self._calls = 0
@@ -209,6 +183,12 @@ class Searcher:
 
     def _query_vectors(self, queries: Sequence[np.ndarray | str]) -> np.ndarray:
         ids = [q for q in queries if isinstance(q, str)]
+        stale = set(ids) & set(self.stale_ids.to_pylist())
+        if stale:
+            raise SearchError(
+                f"the stored vector of {', '.join(sorted(stale))} in {self.table} was computed from an input that "
+                "has changed since (re-ingested); re-encode it (`chromatic encode` for this table), or query by "
+                "content (--midi/--audio/--text)")
         stored = dict(zip(ids, stored_vectors(self.store, self._features, ids, self.table))) if ids else {}
         return np.stack([stored[q] if isinstance(q, str) else checked_query_vector(q, self.dim, self.table)
                          for q in queries])
@@ -274,7 +254,7 @@ class Searcher:
     def preload(self) -> int:
         """Read the whole table's vectors into RAM now (within `resident_mb`), so that later exact queries,
         unfiltered ones included, never wait for a read; -> bytes held (0 when it does not fit the budget)."""
-        table = self._resident.get(NO_FILTER) or self._read_into_ram(NO_FILTER, None)
+        table = self._resident.get(NO_FILTER) or self._read_into_ram(NO_FILTER, self._candidates(NO_FILTER))
         return 0 if table is None else table.nbytes
 
     def _ann_index(self):
@@ -341,8 +321,10 @@ class Searcher:
 
     # -- filters ----------------------------------------------------------------------------
     def _candidates(self, search_filter: SearchFilter) -> Candidates | None:
+        if search_filter.empty and not len(self.stale_ids):
+            return None  # every row with a vector: the index and full reads need no allow-list
         if search_filter.empty:
-            return None
+            return self._filters.setdefault(search_filter, Candidates(*self._present_rows()))
         if search_filter not in self._filters:
             segments = self._segments_or_error()
             key = ("filter", self._table_key, self._segments_key, search_filter)
@@ -351,10 +333,25 @@ class Searcher:
         return self._filters[search_filter]
 
     def _present_rows(self) -> tuple[pa.Array, np.ndarray]:
-        """(segment ids, row addresses) of the rows with a vector: read once per table snapshot in the process."""
+        """(segment ids, row addresses) of the rows with a current vector: read once per snapshot in the process."""
         if self._rows is None:
-            self._rows = SNAPSHOTS.get_or_make(("rows", self._table_key), lambda: present_rows(self._features))
+            rows = SNAPSHOTS.get_or_make(("rows", self._table_key), lambda: present_rows(self._features))
+            if len(self.stale_ids):
+                rows = SNAPSHOTS.get_or_make(("current rows", self._table_key, self._segments_key),
+                                             lambda: Candidates.excluding(rows, self.stale_ids).rows)
+            self._rows = rows
         return self._rows
+
+    @property
+    def stale_ids(self) -> pa.Array:
+        """Segments whose vector was computed from an input that has changed since (re-ingested audio or MIDI):
+        left out of every search, as the join leaves them out of training, until `chromatic encode` redoes them."""
+        if self._stale is None:
+            modality = FeatureTableName.parse(self.table).modality
+            self._stale = SNAPSHOTS.get_or_make(
+                ("stale", self._table_key, self._segments_key),
+                lambda: stale_segment_ids(self._features, self._segments, modality, PRESENT))
+        return self._stale
 
     def _segments_or_error(self):
         """`segments` at this session's version; without it, the typed error naming the tables that exist."""
@@ -393,16 +390,3 @@ class Searcher:
             found.update({r["segment_id"]: r for r in self._segments.to_table(
                 columns=NEIGHBOR_METADATA, filter=predicate).to_pylist()})
         return found
-
-
-def exact_is_cheaper(s: SearchSettings, rows: int, dim: int, partitions: int, sub_vectors: int, candidates: int,
-                     nprobes: int, limit: int, masked: bool) -> bool:
-    """One product over `candidates` rows in RAM vs an index query over a table of `rows`: probing `nprobes`
-    of `partitions` scans that share of the rows (and of a mask's allowed rows), then re-ranks `limit` x
-    refine_factor rows on their full vectors."""
-    exact_ms = candidates * dim * s.exact_ns_per_value * 1e-6
-    share = min(1.0, nprobes / max(partitions, 1))
-    codes = rows * share * sub_vectors * s.index_ns_per_code
-    allowed = candidates * share * sub_vectors * s.index_ns_per_allowed_code if masked else 0.0
-    index_ms = s.index_fixed_ms + (codes + allowed) * 1e-6 + limit * s.refine_factor * s.index_refine_us_per_row * 1e-3
-    return exact_ms < index_ms

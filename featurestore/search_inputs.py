@@ -226,6 +226,17 @@ class Candidates:
         mask = pc.is_in(row_ids, value_set=segment_ids.cast(pa.string())).to_numpy(zero_copy_only=False)
         return cls(row_ids.filter(pa.array(mask)), addrs[mask])
 
+    @classmethod
+    def excluding(cls, rows: tuple[pa.Array, np.ndarray], segment_ids: pa.Array) -> Candidates:
+        """The rows whose segment id is not among `segment_ids`."""
+        row_ids, addrs = rows
+        mask = ~pc.is_in(row_ids, value_set=segment_ids.cast(pa.string())).to_numpy(zero_copy_only=False)
+        return cls(row_ids.filter(pa.array(mask)), addrs[mask])
+
+    @property
+    def rows(self) -> tuple[pa.Array, np.ndarray]:
+        return self.ids, self.addrs
+
     @property
     def size(self) -> int:
         return len(self.addrs)

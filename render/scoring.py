@@ -68,8 +68,12 @@ def print_neighbors(result, as_json: bool = False) -> None:
         answers = [{"query": q, "neighbors": [n.to_dict() for n in found]}
                    for q, found in zip(result.queries, result.found)]
         body = answers[0] if len(answers) == 1 else {"results": answers}
-        print_json({"table": table, **body, "seconds": result.seconds})
+        print_json({"table": table, **body, "seconds": result.seconds, "stale_left_out": result.stale_left_out})
         return
+    if result.stale_left_out:
+        err_console.print(f"[yellow]{result.stale_left_out} segment(s) left out: their vectors in {table} were "
+                          "computed from inputs that changed since; `chromatic encode` this table to bring them back"
+                          "[/yellow]")
     for query, found in zip(result.queries, result.found):
         if not found:
             console.print(f"no neighbours of {query} in {table}: no segment with a vector passes the filters")

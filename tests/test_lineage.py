@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from tinydata import midi_bytes
 from typer.testing import CliRunner
@@ -108,3 +109,43 @@ def test_table_written_before_lineage_is_re_encoded_once(encoded):
     again = encode(store)
     assert (again.stale, again.encoded, again.state) == (6, 6, "complete")
     assert encode(store).pending == 0 and json.dumps(list_versions(store)[0]["unverified"]) == "0"
+
+
+def test_search_leaves_stale_rows_out_until_they_are_re_encoded(encoded):
+    from featurestore.errors import SearchError
+    from featurestore.lineage import stale_counts
+    from featurestore.search import SearchFilter, Searcher
+
+    store, rows, tmp_path = encoded
+    query = np.random.default_rng(0).normal(size=len(store.read(TABLE).to_pylist()[0]["vector"]))
+    everyone = {n.segment_id for n in Searcher(store, TABLE).search(query, k=10)}
+    assert everyone == {f"seg{i}" for i in range(6)}
+    reingest(store, rows, tmp_path, s3={"midi_binary": OTHER_MIDI})  # seg3's stored vector is now stale
+    session = Searcher(store, TABLE)
+    assert session.stale_ids.to_pylist() == ["seg3"] == sorted(stale_counts(store, TABLE, "midi").stale_ids)
+    for exact in (True, None):
+        assert {n.segment_id for n in session.search(query, k=10, exact=exact)} == everyone - {"seg3"}
+    blue = SearchFilter(colors=("Blue",))
+    assert [n.segment_id for n in session.search(query, k=10, search_filter=blue)] == ["seg2"]
+    assert session.preload() > 0 and "seg3" not in {n.segment_id for n in session.search(query, k=10)}
+    with pytest.raises(SearchError, match="seg3 .*changed since.*re-encode"):
+        session.search("seg3", k=3)
+    encode(store)
+    assert session.refresh() and not len(session.stale_ids)
+    assert {n.segment_id for n in session.search("seg3", k=10, include_self=True)} == everyone
+
+
+def test_neighbors_command_says_how_many_stale_segments_it_left_out(encoded):
+    store, rows, tmp_path = encoded
+    reingest(store, rows, tmp_path, s3={"midi_binary": OTHER_MIDI})
+    encode(store)  # seg3 now differs from the rest, so it has a direction in the standardised space
+    reingest(store, rows, tmp_path, s4={"midi_binary": OTHER_MIDI})  # seg4's stored vector is now stale
+    runner = CliRunner()
+    shown = runner.invoke(app, ["neighbors", "--table", TABLE, "--segment", "seg3", "-k", "9", "--store", store.uri])
+    said = " ".join(shown.output.split())
+    assert shown.exit_code == 0, said
+    assert "1 segment(s) left out" in said and "chromatic encode" in said and "seg4" not in said
+    as_json = runner.invoke(app, ["neighbors", "--table", TABLE, "--segment", "seg3", "--json", "--store", store.uri])
+    report = json.loads(as_json.stdout)
+    assert report["stale_left_out"] == 1 and "seg4" not in {n["segment_id"] for n in report["neighbors"]}
+    assert len(report["neighbors"]) == 4  # the other current segments

@@ -246,7 +246,7 @@ def test_sets_gathered_from_the_whole_table_equal_sets_read_alone(indexed):
 
 
 def test_cost_model_sends_colour_sets_to_ram_and_the_whole_table_to_the_index():
-    from featurestore.search import DEFAULT_SETTINGS, exact_is_cheaper
+    from featurestore.search_cost import DEFAULT_SETTINGS, exact_is_cheaper
 
     def cheaper(candidates: int, nprobes: int, masked: bool = True) -> bool:  # the benchmark's shape
         return exact_is_cheaper(DEFAULT_SETTINGS, 200_000, 512, 48, 64, candidates, nprobes, 10, masked)
@@ -261,7 +261,7 @@ def test_cost_model_sends_colour_sets_to_ram_and_the_whole_table_to_the_index():
 
 
 def test_a_pruned_product_in_ram_beats_the_index_where_the_full_product_does_not():
-    from featurestore.search import DEFAULT_SETTINGS, exact_is_cheaper
+    from featurestore.search_cost import DEFAULT_SETTINGS, exact_is_cheaper
 
     def cheaper(work_per_row: float) -> bool:  # the benchmark's shape, no filter: 20 of 48 partitions probed
         return exact_is_cheaper(DEFAULT_SETTINGS, 200_000, 512 * work_per_row, 48, 64, 200_000, 20, 10, False)
