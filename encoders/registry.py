@@ -76,17 +76,24 @@ def parse_param_pairs(pairs: list[str]) -> dict[str, str]:
 
 def make_config(cls: type[Encoder], params: dict) -> EncoderConfig:
     """Build cls.config_cls from params (strings are coerced to the field types)."""
-    fields = {f.name: f for f in dataclasses.fields(cls.config_cls)}
-    unknown = sorted(set(params) - set(fields))
-    if unknown:
-        valid = ", ".join(f"{n} (default {_default(f)!r})" for n, f in fields.items()) or "(none)"
-        raise EncoderError(f"encoder {cls.name!r} has no param(s) {', '.join(unknown)}; valid params: {valid}")
+    _check_param_names(cls, params)
     hints = typing.get_type_hints(cls.config_cls)
     values = {name: _coerce(cls.name, name, value, hints[name]) for name, value in params.items()}
     try:
         return cls.config_cls(**values)
     except (TypeError, ValueError) as exc:
         raise EncoderError(f"bad params for encoder {cls.name!r}: {exc}") from exc
+
+
+def _check_param_names(cls: type[Encoder], params: dict, where: str = "") -> None:
+    """EncoderError listing the valid params (with their defaults) when `params` names one the config lacks."""
+    fields = {f.name: f for f in dataclasses.fields(cls.config_cls)}
+    unknown = sorted(set(params) - set(fields))
+    if unknown:
+        valid = ", ".join(f"{n} (default {_default(f)!r})" for n, f in fields.items()) or "(none)"
+        said = f"{where} param(s) {', '.join(unknown)} that encoder {cls.name!r} does not have" if where else (
+            f"encoder {cls.name!r} has no param(s) {', '.join(unknown)}")
+        raise EncoderError(f"{said}; valid params: {valid}")
 
 
 def build_encoder(name: str, params: dict | None = None, device: str = "cpu") -> Encoder:
@@ -98,6 +105,7 @@ def encoder_from_stored(name: str, params_json: str, device: str = "cpu") -> Enc
     """Rebuild an encoder from the params JSON recorded in the registry/manifest (unchecked)."""
     cls = get_encoder_class(name)
     params = json.loads(params_json)
+    _check_param_names(cls, params, "the stored params (written by another version of chromatic?) name")
     hints = typing.get_type_hints(cls.config_cls)
     for key, value in params.items():
         if typing.get_origin(hints.get(key)) is tuple or hints.get(key) is tuple:

@@ -333,3 +333,8 @@ def test_encoders_pickle_and_prepare_identically_in_a_spawned_process():
     for encoder, prepared in zip(encoders, remote):
         local = encoder.prepare(items[encoder.modalities[0]], encoder.modalities[0])
         np.testing.assert_array_equal(encoder.encode_batch([prepared]), encoder.encode_batch([local]))
+
+
+def test_stored_params_the_config_does_not_know_are_a_typed_error():
+    with pytest.raises(EncoderError, match="stored params .* tempo .* valid params: resolution_ms"):
+        encoder_from_stored("pianoroll", json.dumps({"resolution_ms": 100.0, "tempo": True}))
