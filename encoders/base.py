@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
 import numpy as np
@@ -39,8 +39,16 @@ class EncoderInput:
 class EncoderConfig:
     """Base of every encoder config. Subclasses add their own frozen fields."""
 
+    # Fields a config gained after its encoder's tables were first written: left out of the params JSON at
+    # their defaults, so those tables keep their fingerprint and the runs trained on them stay scoreable.
+    added_fields: ClassVar[tuple[str, ...]] = ()
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        params = asdict(self)
+        for spec in fields(self):
+            if spec.name in self.added_fields and params[spec.name] == spec.default:
+                del params[spec.name]
+        return json.dumps(params, sort_keys=True)
 
 
 class Encoder(ABC):

@@ -11,7 +11,6 @@ order of the vector is `FEATURE_NAMES`.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,24 +73,23 @@ PART_NAMES: tuple[str, ...] = (
     "top_part_onsets_per_beat_log", "top_part_length_beats_log",
     "bottom_part_onsets_per_beat_log", "bottom_part_length_beats_log",
 )
-FEATURE_SETS = ("basic", "instruments", "parts")
+# feature set -> the blocks appended to v1's vector (FEATURE_NAMES), in order
+FEATURE_SETS: dict[str, tuple[str, ...]] = {"basic": (), "instruments": ("instruments",),
+                                            "parts": ("instruments", "parts")}
 
 
 @dataclass(frozen=True)
 class MidiStatsConfig(EncoderConfig):
-    """features: "basic" (FEATURE_NAMES: the v1 vector) or "instruments" (FEATURE_NAMES, then INSTRUMENT_NAMES:
-    what share of the pitched notes each General MIDI family plays, and how many programs play)."""
+    """features: "basic" (FEATURE_NAMES: the v1 vector), "instruments" (then INSTRUMENT_NAMES: what share of
+    the pitched notes each General MIDI family plays, and how many programs play) or "parts" (then also
+    PART_NAMES: rhythm counted in beats)."""
 
+    added_fields = ("features",)  # `midistats:v1` tables were encoded before it existed ({} params)
     features: str = "basic"
 
     def __post_init__(self):
         if self.features not in FEATURE_SETS:
             raise EncoderError(f"midistats features={self.features!r}; choose one of {', '.join(FEATURE_SETS)}")
-
-    def to_json(self) -> str:
-        # The default is left out: tables encoded before `features` existed ({} params) keep their
-        # fingerprint, so `midistats:v1` stays the same encoder and its runs stay scoreable.
-        return json.dumps({} if self.features == "basic" else {"features": self.features}, sort_keys=True)
 
 
 @register("midistats")
@@ -121,8 +119,7 @@ class MidiStatsEncoder(Encoder):
 
 
 def feature_names(config: MidiStatsConfig) -> tuple[str, ...]:
-    return FEATURE_NAMES + {"basic": (), "instruments": INSTRUMENT_NAMES,
-                            "parts": INSTRUMENT_NAMES + PART_NAMES}[config.features]
+    return FEATURE_NAMES + tuple(name for block in FEATURE_SETS[config.features] for name in _BLOCKS[block][0])
 
 
 def midi_statistics(notes: NoteTable, config: MidiStatsConfig = MidiStatsConfig()) -> np.ndarray:
@@ -147,10 +144,7 @@ def midi_statistics(notes: NoteTable, config: MidiStatsConfig = MidiStatsConfig(
         [_average_tempo_log2(notes)],
         [np.log1p(span_s)],
     ]
-    if config.features in ("instruments", "parts"):
-        parts.append(_instrument_families(pitched))
-    if config.features == "parts":
-        parts.append(_part_rhythms(notes, pitched))
+    parts += [_BLOCKS[block][1](notes, pitched) for block in FEATURE_SETS[config.features]]
     vector = np.concatenate([np.asarray(p, dtype=np.float64) for p in parts]).astype(np.float32)
     if vector.shape != (len(feature_names(config)),) or not np.all(np.isfinite(vector)):
         raise BadInput(f"MIDI statistics came out malformed (shape {vector.shape}, finite={np.isfinite(vector).all()})")
@@ -208,6 +202,13 @@ def _part_rhythms(notes: NoteTable, pitched: NoteTable) -> list[float]:
         length = (pitched.end_tick[part] - pitched.start_tick[part]).mean() / notes.ticks_per_beat
         out += [np.log1p(np.unique(pitched.start_tick[part]).size / beats), np.log1p(length)]
     return out
+
+
+# block -> (its names, its values from (all notes, pitched notes))
+_BLOCKS = {
+    "instruments": (INSTRUMENT_NAMES, lambda notes, pitched: _instrument_families(pitched)),
+    "parts": (PART_NAMES, _part_rhythms),
+}
 
 
 def _key_strengths(pitch_classes: np.ndarray) -> list[float]:

@@ -18,8 +18,7 @@ the instrumentation. Where notes of one row overlap, the loudest wins.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -44,6 +43,7 @@ class PianoRollConfig(EncoderConfig):
     velocity: str = "velocity"  # velocity (vel/127) | binary (1 where a note sounds)
     drums: str = "keep"  # keep | drop | separate
     families: bool = False  # 16 more rows: when each General MIDI instrument family plays
+    added_fields = ("families",)
 
     def __post_init__(self):
         # Canonical types, so resolution_ms=50 and "50" give one fingerprint.
@@ -52,14 +52,6 @@ class PianoRollConfig(EncoderConfig):
             raise EncoderError(f"pianoroll velocity={self.velocity!r}; choose one of {', '.join(VELOCITY_MODES)}")
         if self.drums not in DRUM_MODES:
             raise EncoderError(f"pianoroll drums={self.drums!r}; choose one of {', '.join(DRUM_MODES)}")
-
-    def to_json(self) -> str:
-        # `families` is left out at its default: tables encoded before it existed keep their
-        # fingerprint, so their runs stay scoreable.
-        params = asdict(self)
-        if not self.families:
-            del params["families"]
-        return json.dumps(params, sort_keys=True)
 
 
 def check_grid(config: EncoderConfig, encoder: str) -> None:
@@ -125,4 +117,3 @@ def render_roll(notes: NoteTable, config: PianoRollConfig) -> np.ndarray:
         for r, a, b, v in zip(rows[shown], first[shown], np.minimum(stop[shown], config.steps), level[shown]):
             np.maximum(roll[r, a:b], v, out=roll[r, a:b])
     return roll.astype(np.float16)
-

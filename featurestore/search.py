@@ -73,8 +73,6 @@ NEIGHBOR_METADATA = ["segment_id", "song_id", "color", "start_s", "end_s"]
 _NOT_LOOKED_UP = object()
 
 
-
-
 @dataclass(frozen=True)
 class Neighbor:
     rank: int
@@ -183,10 +181,10 @@ class Searcher:
 
     def _query_vectors(self, queries: Sequence[np.ndarray | str]) -> np.ndarray:
         ids = [q for q in queries if isinstance(q, str)]
-        stale = set(ids) & set(self.stale_ids.to_pylist())
+        stale = sorted(set(ids) & set(self.stale_ids.to_pylist()))
         if stale:
             raise SearchError(
-                f"the stored vector of {', '.join(sorted(stale))} in {self.table} was computed from an input that "
+                f"the stored vector of {', '.join(stale)} in {self.table} was computed from an input that "
                 "has changed since (re-ingested); re-encode it (`chromatic encode` for this table), or query by "
                 "content (--midi/--audio/--text)")
         stored = dict(zip(ids, stored_vectors(self.store, self._features, ids, self.table))) if ids else {}

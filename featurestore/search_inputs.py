@@ -222,15 +222,16 @@ class Candidates:
     @classmethod
     def matching(cls, rows: tuple[pa.Array, np.ndarray], segment_ids: pa.Array) -> Candidates:
         """The rows (`present_rows`' ids and addresses) whose segment id is among `segment_ids`."""
-        row_ids, addrs = rows
-        mask = pc.is_in(row_ids, value_set=segment_ids.cast(pa.string())).to_numpy(zero_copy_only=False)
-        return cls(row_ids.filter(pa.array(mask)), addrs[mask])
+        return cls._where(rows, _among(rows[0], segment_ids))
 
     @classmethod
     def excluding(cls, rows: tuple[pa.Array, np.ndarray], segment_ids: pa.Array) -> Candidates:
         """The rows whose segment id is not among `segment_ids`."""
+        return cls._where(rows, ~_among(rows[0], segment_ids))
+
+    @classmethod
+    def _where(cls, rows: tuple[pa.Array, np.ndarray], mask: np.ndarray) -> Candidates:
         row_ids, addrs = rows
-        mask = ~pc.is_in(row_ids, value_set=segment_ids.cast(pa.string())).to_numpy(zero_copy_only=False)
         return cls(row_ids.filter(pa.array(mask)), addrs[mask])
 
     @property
@@ -248,3 +249,7 @@ class Candidates:
     @property
     def nbytes(self) -> int:  # with the allow-list it builds (at most ~1/8 of the addresses' bytes + headers)
         return int(self.ids.nbytes + self.addrs.nbytes * 1.25)
+
+
+def _among(row_ids: pa.Array, segment_ids: pa.Array) -> np.ndarray:
+    return pc.is_in(row_ids, value_set=segment_ids.cast(pa.string())).to_numpy(zero_copy_only=False)

@@ -13,7 +13,7 @@ piano-roll encoder, and better than the v1 statistics.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from encoders.registry import get_encoder_class, make_config
 from featurestore.registry import get_encoder_record
@@ -46,18 +46,21 @@ class Encoding:
 
 @dataclass(frozen=True)
 class Preset:
-    inputs: dict[str, str]  # input -> the spec of an Encoding below
-    encodings: tuple[Encoding, ...]
+    encodings: dict[str, Encoding]  # input -> the feature table it reads
     overrides: dict = field(default_factory=dict)  # TrainConfig fields the recipe sets
     about: str = ""
+
+    @property
+    def inputs(self) -> dict[str, str]:
+        """{input: ENCODER:VERSION}, as `train` takes them."""
+        return {name: encoding.spec for name, encoding in self.encodings.items()}
 
 
 SCORER_ENCODING = Encoding("midistats", "v2", {"features": "parts"})
 SCORER_MIDI = SCORER_ENCODING.spec
 PRESETS: dict[str, Preset] = {
     "scorer": Preset(
-        inputs={"midi": SCORER_MIDI},
-        encodings=(SCORER_ENCODING,),
+        encodings={"midi": SCORER_ENCODING},
         about="the MIDI-candidate fitness function: MIDI alone, as midistats statistics with instruments and parts",
     ),
 }
@@ -73,18 +76,17 @@ def check_preset_tables(store: Store, name: str) -> None:
     """Refuse a preset whose tables are missing or were encoded with other params under the same version label:
     the label is the user's, so `midistats:v2` in one store need not be the preset's features."""
     chosen = preset(name)
-    for input_name, spec in chosen.inputs.items():
-        encoding = next(e for e in chosen.encodings if e.spec == spec)
+    for input_name, encoding in chosen.encodings.items():
         modality = input_modality(input_name)
-        table = str(FeatureTableName.from_spec(modality, spec))
+        table = str(FeatureTableName.from_spec(modality, encoding.spec))
         record = get_encoder_record(store, table)
         if record is None:
             raise ModelError(f"--preset {name} reads {table}, which this store does not have; run `{encoding.command}`")
         if record.encoder != encoding.encoder or record.params_dict != encoding.stored_params():
-            other_label = f"{encoding.version}-{name}"
+            elsewhere = replace(encoding, version=f"{encoding.version}-{name}")
             raise ModelError(
                 f"--preset {name} reads {table} as {encoding.encoder} with params {encoding.stored_params()}, but this "
                 f"store's {table} was encoded by {record.encoder} with params {record.params_dict}. Encode the "
-                f"preset's features under another label (`{encoding.command.replace(encoding.version, other_label, 1)}`) "
-                f"and train on it without the preset (`chromatic train --{modality} {encoding.encoder}:{other_label}`)"
+                f"preset's features under another label (`{elsewhere.command}`) "
+                f"and train on it without the preset (`chromatic train --{modality} {elsewhere.spec}`)"
             )
